@@ -1,0 +1,37 @@
+// The CUDA path: device copies and the first kernels. Skipped (counted as skipped by CTest)
+// when no GPU is visible; without TSE_WITH_CUDA it checks the clear error instead.
+#include "tests/cpp/gradcheck.hpp"
+
+using namespace tse;
+using tse::test::values;
+
+namespace {
+bool no_gpu() { return !cuda_is_available(); }
+}  // namespace
+
+TEST_CASE("cuda: built-in state is reported without a GPU") {
+  CHECK(cuda_device_count() >= 0);
+  if (!cuda_built()) CHECK_THROWS_AS(ops::zeros({2}).to(Device::cuda(0)), ValueError);
+}
+
+TEST_CASE("cuda: host <-> device round trip, fill and add" * doctest::skip(no_gpu())) {
+  Tensor a = ops::linspace(-1, 1, 1000);
+  Tensor b = ops::full({1000}, 0.25);
+  Tensor ga = a.to(Device::cuda(0));
+  Tensor gb = b.to(Device::cuda(0));
+  CHECK(ga.device() == Device::cuda(0));
+  const auto sum = values(ops::add(ga, gb, 2.0).to(Device::cpu()));
+  const auto want = values(ops::add(a, b, 2.0));
+  CHECK(sum == want);
+  CHECK(values(ops::zeros({5}, DType::f32, Device::cuda(0))) == std::vector<double>(5, 0.0));
+  CHECK_THROWS_AS(ops::add(ga, b), ValueError);  // mixing devices names both
+}
+
+TEST_CASE("cuda: gradients flow through device copies" * doctest::skip(no_gpu())) {
+  Tensor x = ops::linspace(0, 1, 8, DType::f64).requires_grad_();
+  Tensor y = ops::mul(x.to(Device::cuda(0)), x.to(Device::cuda(0))).to(Device::cpu());
+  ops::sum(y).backward();
+  const auto g = values(x.grad());
+  const auto xv = values(x);
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i]));
+}
