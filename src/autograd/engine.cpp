@@ -40,6 +40,8 @@ void check_grad_output(const Tensor& out, const Tensor& g, const char* what) {
             out.shape_str());
   TSE_CHECK(g.device() == out.device(), what, ": grad_output is on ", g.device(), " but the output is on ",
             out.device());
+  TSE_CHECK(g.dtype() == out.dtype(), what, ": grad_output has dtype ", g.dtype(), " but the output has ",
+            out.dtype());
 }
 
 void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs, bool retain_graph,
