@@ -89,11 +89,12 @@ inline void for_each_reduced(const ReducePlan& p, int64_t base, int64_t r_begin,
   }
 }
 
-/// Generic fold: out[k] = finish(fold over r of step(acc, x, r)), r the linear reduced index.
-/// Whole-tensor folds are split across threads and merged with merge(acc, acc).
-template <typename T, typename Acc, typename OutT, typename Step, typename Merge, typename Finish>
-void reduce_fold(const ReducePlan& p, const T* x, OutT* out, Acc init, const Step& step, const Merge& merge,
-                 const Finish& finish) {
+/// Generic fold: for each output k, store(k, fold over r of step(acc, x, r)), r the linear reduced
+/// index. Whole-tensor folds are split across threads and merged with merge(earlier, later), so a
+/// merge that prefers its first argument on ties keeps the first occurrence.
+template <typename T, typename Acc, typename Step, typename Merge, typename Store>
+void reduce_fold_to(const ReducePlan& p, const T* x, Acc init, const Step& step, const Merge& merge,
+                    const Store& store) {
   if (p.K == 1 && p.R >= 2 * detail::kParallelGrain && get_num_threads() > 1) {
     const int nt = get_num_threads();
     std::vector<Acc> partial(nt, init);
@@ -109,7 +110,7 @@ void reduce_fold(const ReducePlan& p, const T* x, OutT* out, Acc init, const Ste
     });
     Acc acc = init;
     for (const Acc& a : partial) acc = merge(acc, a);
-    out[0] = finish(acc);
+    store(int64_t(0), acc);
     return;
   }
   const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / std::max<int64_t>(p.R, 1));
@@ -119,9 +120,16 @@ void reduce_fold(const ReducePlan& p, const T* x, OutT* out, Acc init, const Ste
       Acc acc = init;
       int64_t r = 0;
       for_each_reduced(p, base, 0, p.R, [&](int64_t off) { acc = step(acc, x[off], r++); });
-      out[k] = finish(acc);
+      store(k, acc);
     }
   });
+}
+
+/// reduce_fold_to writing out[k] = finish(acc).
+template <typename T, typename Acc, typename OutT, typename Step, typename Merge, typename Finish>
+void reduce_fold(const ReducePlan& p, const T* x, OutT* out, Acc init, const Step& step, const Merge& merge,
+                 const Finish& finish) {
+  reduce_fold_to(p, x, init, step, merge, [&](int64_t k, const Acc& acc) { out[k] = finish(acc); });
 }
 
 }  // namespace tse::cpu

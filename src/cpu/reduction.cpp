@@ -1,6 +1,10 @@
 // CPU reduction kernels on the engine of src/cpu/reduce.hpp.
 #include "src/cpu/reduction.hpp"
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 #include "src/cpu/dtype_dispatch.hpp"
 #include "src/cpu/reduce.hpp"
 
@@ -8,13 +12,26 @@ namespace tse::cpu {
 namespace {
 
 // float sums accumulate in double: 4M-element sums stay accurate to ~1e-7 relative.
-template <typename T> struct SumAcc { using type = T; };
-template <> struct SumAcc<float> { using type = double; };
-template <> struct SumAcc<int32_t> { using type = int64_t; };
-template <> struct SumAcc<bool> { using type = int64_t; };
+template <typename T>
+struct SumAcc {
+  using type = T;
+};
+template <>
+struct SumAcc<float> {
+  using type = double;
+};
+template <>
+struct SumAcc<int32_t> {
+  using type = int64_t;
+};
+template <>
+struct SumAcc<bool> {
+  using type = int64_t;
+};
 
-template <typename T, typename OutT>
-void sum_kernel(const ReducePlan& p, const T* x, OutT* out) {
+/// out[k] = finish(sum over the reduced elements of map(x)): the fold behind sum and the p-norms.
+template <typename T, typename OutT, typename Map, typename Finish>
+void map_sum_kernel(const ReducePlan& p, const T* x, OutT* out, const Map& map, const Finish& finish) {
   using Acc = typename SumAcc<T>::type;
   // inner: one contiguous reduced dim
   if (p.nr == 1 && p.rstrides[0] == 1 && p.K > 1) {
@@ -25,8 +42,8 @@ void sum_kernel(const ReducePlan& p, const T* x, OutT* out) {
         const T* row = x + group_offset(k, p.nk, p.ksizes, p.kstrides);
         Acc acc = 0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t r = 0; r < R; ++r) acc += static_cast<Acc>(row[r]);
-        out[k] = static_cast<OutT>(acc);
+        for (int64_t r = 0; r < R; ++r) acc += map(row[r]);
+        out[k] = finish(acc);
       }
     });
     return;
@@ -45,17 +62,129 @@ void sum_kernel(const ReducePlan& p, const T* x, OutT* out) {
         for_each_reduced(p, k0, 0, p.R, [&](int64_t off) {
           const T* row = x + off;
 #pragma omp simd
-          for (int64_t j = 0; j < n; ++j) acc[j] += static_cast<Acc>(row[j]);
+          for (int64_t j = 0; j < n; ++j) acc[j] += map(row[j]);
         });
-        for (int64_t j = 0; j < n; ++j) out[k0 + j] = static_cast<OutT>(acc[j]);
+        for (int64_t j = 0; j < n; ++j) out[k0 + j] = finish(acc[j]);
       }
     });
     return;
   }
   reduce_fold<T, Acc, OutT>(
-      p, x, out, Acc(0), [](Acc a, T v, int64_t) { return a + static_cast<Acc>(v); },
-      [](Acc a, Acc b) { return a + b; }, [](Acc a) { return static_cast<OutT>(a); });
+      p, x, out, Acc(0), [&](Acc a, T v, int64_t) { return a + map(v); }, [](Acc a, Acc b) { return a + b; }, finish);
 }
+
+template <typename T, typename OutT>
+void sum_kernel(const ReducePlan& p, const T* x, OutT* out) {
+  using Acc = typename SumAcc<T>::type;
+  map_sum_kernel<T, OutT>(
+      p, x, out, [](T v) { return static_cast<Acc>(v); }, [](Acc a) { return static_cast<OutT>(a); });
+}
+
+template <typename T>
+void norm_kernel(const ReducePlan& p, const T* x, T* out, double ord) {
+  using Acc = typename SumAcc<T>::type;
+  if (ord == 1.0) {
+    map_sum_kernel<T, T>(
+        p, x, out, [](T v) { return std::abs(static_cast<Acc>(v)); }, [](Acc a) { return static_cast<T>(a); });
+  } else if (ord == 2.0) {
+    map_sum_kernel<T, T>(
+        p, x, out,
+        [](T v) {
+          const Acc a = static_cast<Acc>(v);
+          return a * a;
+        },
+        [](Acc a) { return static_cast<T>(std::sqrt(a)); });
+  } else {
+    const Acc inv = Acc(1) / static_cast<Acc>(ord);
+    map_sum_kernel<T, T>(
+        p, x, out, [ord](T v) { return static_cast<Acc>(std::pow(std::abs(static_cast<Acc>(v)), ord)); },
+        [inv](Acc a) { return static_cast<T>(std::pow(a, inv)); });
+  }
+}
+
+/// True when v should replace the current extreme cur: strictly larger (smaller), or the first NaN.
+template <typename T, bool kMax>
+inline bool beats(T v, T cur) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (v != v) return cur == cur;
+  }
+  if constexpr (kMax) {
+    return v > cur;
+  } else {
+    return v < cur;
+  }
+}
+
+/// The identity of max (min): -inf (+inf) for floats, the type's extreme value otherwise.
+template <typename T, bool kMax>
+constexpr T extreme_identity() {
+  if constexpr (std::numeric_limits<T>::has_infinity) {
+    return kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  } else {
+    return kMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
+  }
+}
+
+template <typename T, bool kMax>
+void extreme_kernel(const ReducePlan& p, const T* x, T* out) {
+  const auto pick = [](T a, T b) { return beats<T, kMax>(b, a) ? b : a; };
+  reduce_fold<T, T, T>(
+      p, x, out, extreme_identity<T, kMax>(), [&](T a, T v, int64_t) { return pick(a, v); }, pick,
+      [](T a) { return a; });
+}
+
+template <typename T>
+struct ValueIndex {
+  T value;
+  int64_t index;  // -1: nothing folded yet
+};
+
+template <typename T, bool kMax>
+void arg_extreme_kernel(const ReducePlan& p, const T* x, T* values, int64_t* indices) {
+  using VI = ValueIndex<T>;
+  const auto step = [](VI a, T v, int64_t r) { return (a.index < 0 || beats<T, kMax>(v, a.value)) ? VI{v, r} : a; };
+  // a holds the earlier part of the range, so it keeps ties.
+  const auto merge = [](VI a, VI b) {
+    if (b.index < 0) return a;
+    return (a.index < 0 || beats<T, kMax>(b.value, a.value)) ? b : a;
+  };
+  reduce_fold_to(p, x, VI{extreme_identity<T, kMax>(), -1}, step, merge, [&](int64_t k, const VI& a) {
+    values[k] = a.value;
+    indices[k] = a.index;
+  });
+}
+
+/// Running (max, sum of exp(x - max)): one pass, rescaling the sum when the max grows.
+struct LseAcc {
+  double max;
+  double sum;
+};
+
+inline LseAcc lse_step(LseAcc a, double v) {
+  if (v > a.max) return {v, a.sum * std::exp(a.max - v) + 1.0};
+  if (v == a.max) return {a.max, a.sum + 1.0};  // also equal infinities, whose difference is NaN
+  return {a.max, a.sum + std::exp(v - a.max)};  // a NaN v makes the sum NaN
+}
+
+inline LseAcc lse_merge(LseAcc a, LseAcc b) {
+  if (b.sum == 0.0) return a;
+  if (a.sum == 0.0) return b;
+  if (a.max < b.max) std::swap(a, b);
+  if (a.max == b.max) return {a.max, a.sum + b.sum};
+  return {a.max, a.sum + b.sum * std::exp(b.max - a.max)};
+}
+
+template <typename T>
+void logsumexp_kernel(const ReducePlan& p, const T* x, T* out) {
+  const LseAcc init{-std::numeric_limits<double>::infinity(), 0.0};
+  // An empty fold gives -inf + log(0) = -inf; a row of -inf gives -inf + log(n) = -inf.
+  reduce_fold<T, LseAcc, T>(
+      p, x, out, init, [](LseAcc a, T v, int64_t) { return lse_step(a, static_cast<double>(v)); }, lse_merge,
+      [](LseAcc a) { return static_cast<T>(a.max + std::log(a.sum)); });
+}
+
+template <typename T>
+constexpr bool is_compute_type = !std::is_same_v<T, Half> && !std::is_same_v<T, BFloat16>;
 
 }  // namespace
 
@@ -75,6 +204,59 @@ void sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduce) {
   }
   dispatch_floating(x.dtype(), "sum", [&]<typename T>() {
     sum_kernel<T, T>(p, static_cast<const T*>(x.data_ptr()), static_cast<T*>(out.data_ptr()));
+  });
+}
+
+void norm(const Tensor& out, const Tensor& x, const std::vector<bool>& reduce, double ord) {
+  const ReducePlan p = make_reduce_plan(x, reduce);
+  detail::FtzGuard ftz;
+  dispatch_floating(x.dtype(), "norm", [&]<typename T>() {
+    norm_kernel<T>(p, static_cast<const T*>(x.data_ptr()), static_cast<T*>(out.data_ptr()), ord);
+  });
+}
+
+void extreme(const Tensor& out, const Tensor& x, const std::vector<bool>& reduce, bool is_max) {
+  const ReducePlan p = make_reduce_plan(x, reduce);
+  dispatch_all(x.dtype(), is_max ? "amax" : "amin", [&]<typename T>() {
+    if constexpr (is_compute_type<T>) {
+      const T* xp = static_cast<const T*>(x.data_ptr());
+      T* op = static_cast<T*>(out.data_ptr());
+      if (is_max) {
+        extreme_kernel<T, true>(p, xp, op);
+      } else {
+        extreme_kernel<T, false>(p, xp, op);
+      }
+    } else {
+      TSE_ASSERT(false, "extreme: ", x.dtype(), " reached the kernel");
+    }
+  });
+}
+
+void arg_extreme(const Tensor& values, const Tensor& indices, const Tensor& x, const std::vector<bool>& reduce,
+                 bool is_max) {
+  const ReducePlan p = make_reduce_plan(x, reduce);
+  TSE_ASSERT(p.nr <= 1, "arg_extreme: more than one reduced dim");
+  dispatch_all(x.dtype(), is_max ? "max" : "min", [&]<typename T>() {
+    if constexpr (is_compute_type<T>) {
+      const T* xp = static_cast<const T*>(x.data_ptr());
+      T* vp = static_cast<T*>(values.data_ptr());
+      int64_t* ip = static_cast<int64_t*>(indices.data_ptr());
+      if (is_max) {
+        arg_extreme_kernel<T, true>(p, xp, vp, ip);
+      } else {
+        arg_extreme_kernel<T, false>(p, xp, vp, ip);
+      }
+    } else {
+      TSE_ASSERT(false, "arg_extreme: ", x.dtype(), " reached the kernel");
+    }
+  });
+}
+
+void logsumexp(const Tensor& out, const Tensor& x, const std::vector<bool>& reduce) {
+  const ReducePlan p = make_reduce_plan(x, reduce);
+  detail::FtzGuard ftz;
+  dispatch_floating(x.dtype(), "logsumexp", [&]<typename T>() {
+    logsumexp_kernel<T>(p, static_cast<const T*>(x.data_ptr()), static_cast<T*>(out.data_ptr()));
   });
 }
 
