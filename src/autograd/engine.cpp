@@ -52,7 +52,7 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
 
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
   std::vector<Node*> roots;
-  auto deliver_leaf = [&](const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g) {
+  auto deliver_leaf = [&](const std::shared_ptr<AutogradMeta>& leaf, Tensor g) {
     if (capture) {
       auto it = capture->leaf_index.find(leaf.get());
       if (it != capture->leaf_index.end()) add_into(capture->results[it->second], g);
@@ -60,7 +60,10 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
     }
     TSE_ASSERT(is_floating(g.dtype()));
     if (!leaf->grad.defined()) {
-      leaf->grad = ops::copy(g);  // own the buffer: later += must not write into a user's tensor
+      // .grad must own its buffer (later += must not write into anyone else's tensor): take g
+      // when nothing else can see it, copy it otherwise.
+      const bool unshared = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous();
+      leaf->grad = unshared ? g : ops::copy(g);
     } else {
       leaf->grad.add_(g);
     }
@@ -139,7 +142,7 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
         buf.resize(e.fn->outputs.size());
         add_into(buf[e.output_nr], in_grads[k]);
       } else {
-        deliver_leaf(e.leaf, in_grads[k]);
+        deliver_leaf(e.leaf, std::move(in_grads[k]));
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "src/cpu/dtype_dispatch.hpp"
 #include "src/cpu/reduce.hpp"
@@ -33,40 +34,76 @@ struct SumAcc<bool> {
 template <typename T, typename OutT, typename Map, typename Finish>
 void map_sum_kernel(const ReducePlan& p, const T* x, OutT* out, const Map& map, const Finish& finish) {
   using Acc = typename SumAcc<T>::type;
-  // inner: one contiguous reduced dim
-  if (p.nr == 1 && p.rstrides[0] == 1 && p.K > 1) {
+  const int nt = get_num_threads();
+  // inner: one contiguous reduced dim (rows, or the whole tensor when K == 1)
+  if (p.nr == 1 && p.rstrides[0] == 1) {
     const int64_t R = p.R;
-    const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / R);
-    detail::parallel_for(0, p.K, grain, [&](int64_t kb, int64_t ke) {
-      for (int64_t k = kb; k < ke; ++k) {
-        const T* row = x + group_offset(k, p.nk, p.ksizes, p.kstrides);
-        Acc acc = 0;
+    auto row_sum = [&](const T* row, int64_t r0, int64_t r1) {
+      Acc acc = 0;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t r = 0; r < R; ++r) acc += map(row[r]);
+      for (int64_t r = r0; r < r1; ++r) acc += map(row[r]);
+      return acc;
+    };
+    if (p.K < nt && R >= 2 * detail::kParallelGrain) {
+      // Few long rows: split each row across the threads, then add the partial sums in order.
+      const int64_t chunks = nt, per = (R + chunks - 1) / chunks;
+      std::vector<Acc> partial(static_cast<size_t>(p.K * chunks), Acc(0));
+      detail::parallel_for(0, p.K * chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t k = i / chunks, c = i % chunks;
+          const T* row = x + group_offset(k, p.nk, p.ksizes, p.kstrides);
+          partial[i] = row_sum(row, std::min(R, c * per), std::min(R, (c + 1) * per));
+        }
+      });
+      for (int64_t k = 0; k < p.K; ++k) {
+        Acc acc = 0;
+        for (int64_t c = 0; c < chunks; ++c) acc += partial[k * chunks + c];
         out[k] = finish(acc);
       }
+      return;
+    }
+    const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / std::max<int64_t>(R, 1));
+    detail::parallel_for(0, p.K, grain, [&](int64_t kb, int64_t ke) {
+      for (int64_t k = kb; k < ke; ++k) out[k] = finish(row_sum(x + group_offset(k, p.nk, p.ksizes, p.kstrides), 0, R));
     });
     return;
   }
-  // column: one contiguous kept dim; accumulate blocks of outputs across the reduced rows
+  // column: one contiguous kept dim; blocks of outputs accumulate row by row, vectorised across
+  // the outputs. Rows are split into chunks too when there are fewer blocks than threads.
   if (p.nk == 1 && p.kstrides[0] == 1 && p.R > 1) {
-    constexpr int64_t kCols = 256;
+    constexpr int64_t kCols = 1024;
     const int64_t K = p.K;
     const int64_t blocks = (K + kCols - 1) / kCols;
-    const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / (p.R * kCols));
-    detail::parallel_for(0, blocks, grain, [&](int64_t bb, int64_t be) {
+    const int64_t row_chunks =
+        blocks >= nt || p.R * K < 2 * detail::kParallelGrain ? 1 : std::min<int64_t>(p.R, (nt + blocks - 1) / blocks);
+    const int64_t per = (p.R + row_chunks - 1) / row_chunks;
+    std::vector<Acc> partial(static_cast<size_t>(row_chunks > 1 ? row_chunks * K : 0));
+    const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / (per * kCols));
+    detail::parallel_for(0, blocks * row_chunks, grain, [&](int64_t bb, int64_t be) {
       Acc acc[kCols];
-      for (int64_t b = bb; b < be; ++b) {
+      for (int64_t i = bb; i < be; ++i) {
+        const int64_t b = i / row_chunks, c = i % row_chunks;
         const int64_t k0 = b * kCols, n = std::min(kCols, K - k0);
         for (int64_t j = 0; j < n; ++j) acc[j] = 0;
-        for_each_reduced(p, k0, 0, p.R, [&](int64_t off) {
+        for_each_reduced(p, k0, std::min(p.R, c * per), std::min(p.R, (c + 1) * per), [&](int64_t off) {
           const T* row = x + off;
 #pragma omp simd
           for (int64_t j = 0; j < n; ++j) acc[j] += map(row[j]);
         });
-        for (int64_t j = 0; j < n; ++j) out[k0 + j] = finish(acc[j]);
+        if (row_chunks == 1) {
+          for (int64_t j = 0; j < n; ++j) out[k0 + j] = finish(acc[j]);
+        } else {
+          for (int64_t j = 0; j < n; ++j) partial[c * K + k0 + j] = acc[j];
+        }
       }
     });
+    if (row_chunks > 1) {
+      for (int64_t k = 0; k < K; ++k) {
+        Acc a = 0;
+        for (int64_t c = 0; c < row_chunks; ++c) a += partial[c * K + k];
+        out[k] = finish(a);
+      }
+    }
     return;
   }
   reduce_fold<T, Acc, OutT>(
@@ -128,6 +165,35 @@ constexpr T extreme_identity() {
 template <typename T, bool kMax>
 void extreme_kernel(const ReducePlan& p, const T* x, T* out) {
   const auto pick = [](T a, T b) { return beats<T, kMax>(b, a) ? b : a; };
+  if constexpr (std::is_floating_point_v<T>) {
+    // Contiguous rows: a vectorised max (min) plus a NaN flag, NaN winning as in the fold.
+    if (p.nr == 1 && p.rstrides[0] == 1 && p.K > 1) {
+      const int64_t R = p.R;
+      const int64_t grain = std::max<int64_t>(1, detail::kParallelGrain / std::max<int64_t>(R, 1));
+      detail::parallel_for(0, p.K, grain, [&](int64_t kb, int64_t ke) {
+        for (int64_t k = kb; k < ke; ++k) {
+          const T* row = x + group_offset(k, p.nk, p.ksizes, p.kstrides);
+          T m = extreme_identity<T, kMax>();
+          int nan = 0;
+          if constexpr (kMax) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+            for (int64_t r = 0; r < R; ++r) {
+              m = row[r] > m ? row[r] : m;
+              nan |= row[r] != row[r];
+            }
+          } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+            for (int64_t r = 0; r < R; ++r) {
+              m = row[r] < m ? row[r] : m;
+              nan |= row[r] != row[r];
+            }
+          }
+          out[k] = nan ? std::numeric_limits<T>::quiet_NaN() : m;
+        }
+      });
+      return;
+    }
+  }
   reduce_fold<T, T, T>(
       p, x, out, extreme_identity<T, kMax>(), [&](T a, T v, int64_t) { return pick(a, v); }, pick,
       [](T a) { return a; });
