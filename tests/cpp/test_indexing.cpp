@@ -3,33 +3,16 @@
 #include <string>
 
 #include "tests/cpp/gradcheck.hpp"
+#include "tests/cpp/reference.hpp"
 
 using namespace tse;
 using tse::test::leaf;
 using tse::test::values;
+using tse::test::unravel;
+using tse::test::ravel;
+using tse::test::counting;
 
 namespace {
-
-std::vector<int64_t> unravel(int64_t flat, const Shape& sizes) {
-  std::vector<int64_t> idx(sizes.size());
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
-    idx[d] = flat % sizes[d];
-    flat /= sizes[d];
-  }
-  return idx;
-}
-
-int64_t ravel(const std::vector<int64_t>& idx, const Shape& sizes) {
-  int64_t flat = 0;
-  for (size_t d = 0; d < sizes.size(); ++d) flat = flat * sizes[d] + idx[d];
-  return flat;
-}
-
-Tensor counting(const Shape& sizes, DType dtype = DType::f64) {
-  std::vector<double> v(static_cast<size_t>(shape_numel(sizes)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i + 1);
-  return ops::from_vector(v, sizes, dtype);
-}
 
 /// An index tensor of the given sizes with values in [0, bound), repeats included.
 Tensor make_index(const Shape& sizes, int64_t bound, DType dtype, int64_t salt = 3) {

@@ -6,25 +6,19 @@
 #include <limits>
 
 #include "tests/cpp/gradcheck.hpp"
+#include "tests/cpp/reference.hpp"
 
 using namespace tse;
 using tse::test::leaf;
 using tse::test::values;
+using tse::test::unravel;
+using tse::test::ravel;
+using tse::test::counting;
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-/// Row-major multi-index of linear index i in sizes.
-std::vector<int64_t> unravel(int64_t i, const Shape& sizes) {
-  std::vector<int64_t> idx(sizes.size());
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
-    idx[d] = i % sizes[d];
-    i /= sizes[d];
-  }
-  return idx;
-}
 
 /// The groups of a reduction: for each output (row-major over the kept dims), the input values
 /// folded into it, in row-major order. reduced[d] says whether dim d is reduced.

@@ -1,0 +1,34 @@
+#pragma once
+// Index helpers for the naive float64 references the tests are written against.
+#include <cstdint>
+#include <vector>
+
+#include "tse/tse.hpp"
+
+namespace tse::test {
+
+/// Row-major multi-index of linear index flat in sizes.
+inline std::vector<int64_t> unravel(int64_t flat, const Shape& sizes) {
+  std::vector<int64_t> idx(sizes.size());
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
+    idx[d] = flat % sizes[d];
+    flat /= sizes[d];
+  }
+  return idx;
+}
+
+/// Row-major linear index of a multi-index.
+inline int64_t ravel(const std::vector<int64_t>& idx, const Shape& sizes) {
+  int64_t flat = 0;
+  for (size_t d = 0; d < sizes.size(); ++d) flat = flat * sizes[d] + idx[d];
+  return flat;
+}
+
+/// 1, 2, ..., n in row-major order: distinct, nonzero values that expose misplaced elements.
+inline Tensor counting(const Shape& sizes, DType dtype = DType::f64) {
+  std::vector<double> v(static_cast<size_t>(shape_numel(sizes)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i + 1);
+  return ops::from_vector(v, sizes, dtype);
+}
+
+}  // namespace tse::test
