@@ -35,6 +35,7 @@
 #include "tse/ops/factory.hpp"
 #include "tse/ops/indexing.hpp"
 #include "tse/ops/interpolate.hpp"
+#include "tse/ops/matmul.hpp"
 #include "tse/ops/random.hpp"
 #include "tse/ops/reduction.hpp"
 #include "tse/ops/shape.hpp"
