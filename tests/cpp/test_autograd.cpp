@@ -27,7 +27,7 @@ TEST_CASE("autograd: a tensor used twice sums its gradients") {
   for (size_t i = 0; i < 4; ++i) CHECK(g[i] == doctest::Approx(3 + std::exp(xv[i])));
 }
 
-TEST_CASE("autograd: retain_graph allows a second backward; without it the second one throws") {
+TEST_CASE("autograd: retain_graph allows a second backward, without it the second one throws") {
   Tensor x = leaf({2});
   Tensor y = ops::sum(ops::exp(x));
   y.backward(Tensor(), true);
@@ -112,7 +112,7 @@ TEST_CASE("autograd: backward of a non-scalar needs an explicit gradient") {
   CHECK_THROWS_AS(ops::mul(x, 2.0).backward(ops::ones({4}, DType::f64)), ValueError);
 }
 
-TEST_CASE("autograd: only floating tensors can require grad; integer outputs carry none") {
+TEST_CASE("autograd: only floating tensors can require grad, integer outputs carry none") {
   Tensor i = ops::zeros({2}, DType::i64);
   CHECK_THROWS_AS(i.requires_grad_(), ValueError);
 }

@@ -125,7 +125,7 @@ TEST_CASE("activation edge values: relu/sigmoid/tanh/softplus at extremes, NaN p
   CHECK(std::isnan(values(ops::maximum(n, ops::zeros({2})))[0]));
 }
 
-TEST_CASE("binary ops broadcast and match the reference; gradients reduce to the input shapes") {
+TEST_CASE("binary ops broadcast and match the reference, gradients reduce to the input shapes") {
   struct BinaryCase {
     const char* name;
     std::function<Tensor(const Tensor&, const Tensor&)> op;

@@ -411,7 +411,7 @@ TEST_CASE("matmul, bmm and linear handle 0-size dims (K = 0 gives zeros or the b
   }
 }
 
-TEST_CASE("matmul: a second identical f32 call is a primitive cache hit; the cache is bounded") {
+TEST_CASE("matmul: a second identical f32 call is a primitive cache hit, the cache is bounded") {
   using cpu::onednn::primitive_cache_stats;
   // A shape no other test uses, so the first call is a miss.
   const Tensor a = f32_leaf({37, 29}, 51).detach(), b = f32_leaf({29, 41}, 52).detach();
@@ -463,7 +463,7 @@ TEST_CASE("matmul and linear run concurrently from several threads on different 
   CHECK(mismatches.load() == 0);
 }
 
-TEST_CASE("matmul: the thread count is part of the problem; the caller's floating-point mode is kept") {
+TEST_CASE("matmul: the thread count is part of the problem, the caller's floating-point mode is kept") {
   using cpu::onednn::primitive_cache_stats;
   const int threads = get_num_threads();
   const Tensor a = f32_leaf({45, 31}, 81).detach(), b = f32_leaf({31, 27}, 82).detach();

@@ -75,7 +75,7 @@ TEST_CASE("random: rand follows the counter layout (block b = Philox(offset + b)
   CHECK(get_rng_state().seed == seed);
 }
 
-TEST_CASE("random: the same seed gives the same numbers; other seeds and later draws differ") {
+TEST_CASE("random: the same seed gives the same numbers, other seeds and later draws differ") {
   RandomScope scope;
   const Tensor x = leaf({50}).detach();
   auto draw_all = [&] {
@@ -162,7 +162,7 @@ TEST_CASE("random: state save/restore and manual_seed") {
   CHECK(get_rng_state().offset == before.offset);
 }
 
-TEST_CASE("random: rand is uniform on [0, 1) (1M samples; f32 24 bits, f64 53 bits)") {
+TEST_CASE("random: rand is uniform on in 0..1 (1M samples, f32 24 bits, f64 53 bits)") {
   RandomScope scope;
   manual_seed(1);
   const int64_t n = 1000000;
@@ -215,7 +215,7 @@ TEST_CASE("random: randn is standard normal (1M samples)") {
   }
 }
 
-TEST_CASE("random: randint is uniform on [low, high) for int64, int32, float32 and float64") {
+TEST_CASE("random: randint is uniform on (low, high) for int64, int32, float32 and float64") {
   RandomScope scope;
   manual_seed(3);
   const int64_t n = 1000000;
@@ -276,7 +276,7 @@ TEST_CASE("random: rand/randn/randint errors") {
 
 // ---- dropout ---------------------------------------------------------------------------------------
 
-TEST_CASE("dropout: p = 0 and eval mode return the input itself; p = 1 gives zeros and a zero gradient") {
+TEST_CASE("dropout: p = 0 and eval mode return the input itself, p = 1 gives zeros and a zero gradient") {
   Tensor x = leaf({3, 4});
   CHECK(ops::dropout(x, 0.0).is_same(x));
   CHECK(ops::dropout(x, 0.7, false).is_same(x));

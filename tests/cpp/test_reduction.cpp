@@ -404,7 +404,7 @@ TEST_CASE("reduction: max/min/argmax on int32, int64, bool and 0-d inputs") {
   CHECK(ops::argmin(s, -1, true).dim() == 0);
 }
 
-TEST_CASE("reduction: max/min gradients go to the selected index (gradcheck; ties to the first)") {
+TEST_CASE("reduction: max/min gradients go to the selected index (gradcheck, ties to the first)") {
   for (int64_t dim : {0, 1, -1}) {
     for (bool keepdim : {false, true}) {
       CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return ops::max(in[0], dim, keepdim).first; },
@@ -435,7 +435,7 @@ TEST_CASE("reduction: max/min errors") {
 
 // ---- amax / amin -----------------------------------------------------------------------------------
 
-TEST_CASE("reduction: amax/amin match a reference over dims; NaN propagates") {
+TEST_CASE("reduction: amax/amin match a reference over dims, NaN propagates") {
   const Tensor base = sample({3, 4, 5});
   for (const Tensor& x : {base, base.to(DType::f32), base.permute({2, 0, 1}), base.slice(1, 1, 4, 2)}) {
     for (const Shape& dims : kDimSets) {
@@ -500,7 +500,7 @@ TEST_CASE("reduction: logsumexp matches a max-shifted reference and does not ove
   check_close(ops::logsumexp(longx, {}), reference(longx, {}, ref_logsumexp), {}, 1e-10, 0);
 }
 
-TEST_CASE("reduction: logsumexp of -inf rows is -inf with a zero gradient; +inf gives +inf") {
+TEST_CASE("reduction: logsumexp of -inf rows is -inf with a zero gradient, +inf gives +inf") {
   Tensor x =
       ops::from_vector(std::vector<double>{-kInf, -kInf, -kInf, 0.5, -kInf, 1.5}, {2, 3}, DType::f64).requires_grad_();
   const Tensor y = ops::logsumexp(x, {1});

@@ -78,7 +78,7 @@ TEST_CASE("tensor: bf16 and f16 conversion round to nearest even and keep specia
   CHECK(values(ops::zeros({2}).to(DType::b8)) == std::vector<double>{0, 0});
 }
 
-TEST_CASE("tensor: views share storage; contiguous() copies only when needed") {
+TEST_CASE("tensor: views share storage, contiguous() copies only when needed") {
   Tensor x = ops::arange(0, 12).reshape({3, 4});
   Tensor t = x.t();
   CHECK(t.storage() == x.storage());
