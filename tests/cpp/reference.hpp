@@ -1,6 +1,7 @@
 #pragma once
 // Index helpers for the naive float64 references the tests are written against.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tse/tse.hpp"
@@ -30,5 +31,18 @@ inline Tensor counting(const Shape& sizes, DType dtype = DType::f64) {
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i + 1);
   return ops::from_vector(v, sizes, dtype);
 }
+
+/// The what() of the E that f throws, or "<nothing thrown>".
+template <typename E, typename F>
+std::string thrown_message(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "<nothing thrown>";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace tse::test

@@ -11,6 +11,8 @@ using tse::test::values;
 using tse::test::unravel;
 using tse::test::ravel;
 using tse::test::counting;
+using tse::test::contains;
+using tse::test::thrown_message;
 
 namespace {
 
@@ -20,18 +22,6 @@ Tensor make_index(const Shape& sizes, int64_t bound, DType dtype, int64_t salt =
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((static_cast<int64_t>(i) * 7 + salt) % bound);
   return ops::from_vector(v, sizes, dtype);
 }
-
-template <typename E, typename F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<double> gather_reference(const Tensor& x, int64_t dim, const Tensor& index) {
   const auto xv = values(x), iv = values(index);

@@ -12,20 +12,10 @@ using tse::test::values;
 using tse::test::unravel;
 using tse::test::ravel;
 using tse::test::counting;
+using tse::test::contains;
+using tse::test::thrown_message;
 
 namespace {
-
-template <typename E, typename F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 bool shares_storage(const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); }
 
