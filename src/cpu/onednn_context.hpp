@@ -24,7 +24,24 @@
 namespace tse::cpu::onednn {
 
 /// The primitive families that share the cache (one value per kind keeps their keys apart).
-enum class PrimitiveKind : int64_t { matmul = 1 };
+enum class PrimitiveKind : int64_t {
+  matmul = 1,
+  conv_fwd,
+  conv_bwd_data,
+  conv_bwd_weights,
+  deconv_fwd,
+  deconv_bwd_data,
+  deconv_bwd_weights,
+  softmax_fwd,
+  softmax_bwd,
+  layer_norm_fwd,
+  layer_norm_bwd,
+  batch_norm_fwd,
+  batch_norm_bwd,
+  pool_fwd,
+  pool_bwd,
+  reorder,
+};
 
 /// Everything that shapes one primitive, flattened into integers: the kind, the thread count
 /// (oneDNN sizes its work split and scratchpad for the threads present at creation), then each
