@@ -68,6 +68,7 @@ void bind_core(py::module_& m);
 py::class_<Tensor> bind_tensor(py::module_& m);
 void bind_autograd(py::module_& m);
 void bind_ops(py::module_& m, py::class_<Tensor>& cls);
+void bind_nn(py::module_& m, py::class_<Tensor>& cls);
 
 }  // namespace tse::python
 

@@ -107,6 +107,98 @@ class _nn:
     def dropout(input: Tensor, p: builtins.float = 0.5, training: builtins.bool = True) -> Tensor: ...
     @staticmethod
     def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor: ...
+    @staticmethod
+    def conv1d(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: builtins.int | Sequence[builtins.int] = 1,
+        padding: builtins.int | Sequence[builtins.int] | str = 0,
+        dilation: builtins.int | Sequence[builtins.int] = 1,
+        groups: builtins.int = 1,
+    ) -> Tensor: ...
+    @staticmethod
+    def conv2d(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: builtins.int | Sequence[builtins.int] = 1,
+        padding: builtins.int | Sequence[builtins.int] | str = 0,
+        dilation: builtins.int | Sequence[builtins.int] = 1,
+        groups: builtins.int = 1,
+    ) -> Tensor: ...
+    @staticmethod
+    def conv_transpose1d(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: builtins.int | Sequence[builtins.int] = 1,
+        padding: builtins.int | Sequence[builtins.int] = 0,
+        output_padding: builtins.int | Sequence[builtins.int] = 0,
+        groups: builtins.int = 1,
+        dilation: builtins.int | Sequence[builtins.int] = 1,
+    ) -> Tensor: ...
+    @staticmethod
+    def conv_transpose2d(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: builtins.int | Sequence[builtins.int] = 1,
+        padding: builtins.int | Sequence[builtins.int] = 0,
+        output_padding: builtins.int | Sequence[builtins.int] = 0,
+        groups: builtins.int = 1,
+        dilation: builtins.int | Sequence[builtins.int] = 1,
+    ) -> Tensor: ...
+    @staticmethod
+    def layer_norm(
+        input: Tensor,
+        normalized_shape: builtins.int | Sequence[builtins.int],
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        eps: builtins.float = 1e-5,
+    ) -> Tensor: ...
+    @staticmethod
+    def group_norm(
+        input: Tensor,
+        num_groups: builtins.int,
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        eps: builtins.float = 1e-5,
+    ) -> Tensor: ...
+    @staticmethod
+    def batch_norm(
+        input: Tensor,
+        running_mean: Tensor | None,
+        running_var: Tensor | None,
+        weight: Tensor | None = None,
+        bias: Tensor | None = None,
+        training: builtins.bool = False,
+        momentum: builtins.float = 0.1,
+        eps: builtins.float = 1e-5,
+    ) -> Tensor: ...
+    @staticmethod
+    def avg_pool1d(
+        input: Tensor,
+        kernel_size: builtins.int | Sequence[builtins.int],
+        stride: builtins.int | Sequence[builtins.int] | None = None,
+        padding: builtins.int | Sequence[builtins.int] = 0,
+        ceil_mode: builtins.bool = False,
+        count_include_pad: builtins.bool = True,
+    ) -> Tensor: ...
+    @staticmethod
+    def avg_pool2d(
+        input: Tensor,
+        kernel_size: builtins.int | Sequence[builtins.int],
+        stride: builtins.int | Sequence[builtins.int] | None = None,
+        padding: builtins.int | Sequence[builtins.int] = 0,
+        ceil_mode: builtins.bool = False,
+        count_include_pad: builtins.bool = True,
+        divisor_override: builtins.int | None = None,
+    ) -> Tensor: ...
+    @staticmethod
+    def softmax(input: Tensor, dim: builtins.int) -> Tensor: ...
+    @staticmethod
+    def log_softmax(input: Tensor, dim: builtins.int) -> Tensor: ...
 
 class Tensor:
     """An n-dimensional array with autograd: a shared handle over storage + offset + sizes + strides."""
@@ -284,6 +376,8 @@ class Tensor:
     def tanh(self) -> Tensor: ...
     def sigmoid(self) -> Tensor: ...
     def relu(self) -> Tensor: ...
+    def softmax(self, dim: builtins.int) -> Tensor: ...
+    def log_softmax(self, dim: builtins.int) -> Tensor: ...
     def clamp(self, min: _TensorOrNumber | None = None, max: _TensorOrNumber | None = None) -> Tensor: ...
     def clip(self, min: _TensorOrNumber | None = None, max: _TensorOrNumber | None = None) -> Tensor: ...
     def where(self, condition: Tensor, other: _TensorOrNumber) -> Tensor: ...
@@ -451,6 +545,8 @@ def leaky_relu(input: Tensor, negative_slope: builtins.float = 0.01) -> Tensor: 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor: ...
 def softplus(input: Tensor, beta: builtins.float = 1.0, threshold: builtins.float = 20.0) -> Tensor: ...
 def glu(input: Tensor, dim: builtins.int = -1) -> Tensor: ...
+def softmax(input: Tensor, dim: builtins.int) -> Tensor: ...
+def log_softmax(input: Tensor, dim: builtins.int) -> Tensor: ...
 
 # reductions
 def sum(input: Tensor, dim: _Dims = None, keepdim: builtins.bool = False, *, dtype: _DTypeLike | None = None) -> Tensor: ...

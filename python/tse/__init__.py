@@ -95,9 +95,11 @@ from ._C import (  # activations
     gelu,
     glu,
     leaky_relu,
+    log_softmax,
     relu,
     sigmoid,
     silu,
+    softmax,
     softplus,
     tanh,
 )
