@@ -11,4 +11,6 @@ PYBIND11_MODULE(_C, m) {
   tse::python::bind_autograd(m);
   auto tensor = tse::python::bind_tensor(m);
   tse::python::bind_ops(m, tensor);
+  tse::python::bind_audio(m);
+  tse::python::bind_metrics(m);
 }
