@@ -417,6 +417,7 @@ void bind_ops(py::module_& m, py::class_<Tensor>& cls) {
   def_unary(m, &cls, "neg", &ops::neg, "-input.");
   def_unary(m, &cls, "exp", &ops::exp, "e ** input.");
   def_unary(m, &cls, "log", &ops::log, "Natural logarithm.");
+  def_unary(m, &cls, "log10", &ops::log10, "Base-10 logarithm.");
   def_unary(m, &cls, "sqrt", &ops::sqrt, "Square root.");
   def_unary(m, &cls, "rsqrt", &ops::rsqrt, "1 / sqrt(input).");
   def_unary(m, &cls, "abs", &ops::abs, "|input| (gradient 0 at 0).");

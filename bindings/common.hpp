@@ -69,6 +69,8 @@ py::class_<Tensor> bind_tensor(py::module_& m);
 void bind_autograd(py::module_& m);
 void bind_ops(py::module_& m, py::class_<Tensor>& cls);
 void bind_nn(py::module_& m, py::class_<Tensor>& cls);
+void bind_audio(py::module_& m);
+void bind_metrics(py::module_& m);
 
 }  // namespace tse::python
 

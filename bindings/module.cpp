@@ -12,4 +12,6 @@ PYBIND11_MODULE(_C, m) {
   auto tensor = tse::python::bind_tensor(m);
   tse::python::bind_ops(m, tensor);
   tse::python::bind_nn(m, tensor);
+  tse::python::bind_audio(m);
+  tse::python::bind_metrics(m);
 }

@@ -21,6 +21,10 @@
 ///   Tensor loss = ops::sum(ops::gelu(x * w));   // broadcasting, tape recorded
 ///   loss.backward();                            // w.grad() now holds d loss / d w
 /// \endcode
+#include "tse/audio/io.hpp"
+#include "tse/audio/resample.hpp"
+#include "tse/audio/spectral.hpp"
+#include "tse/audio/stft.hpp"
 #include "tse/autograd/engine.hpp"
 #include "tse/autograd/function.hpp"
 #include "tse/autograd/grad_mode.hpp"
@@ -30,6 +34,7 @@
 #include "tse/core/storage.hpp"
 #include "tse/core/tensor.hpp"
 #include "tse/core/threading.hpp"
+#include "tse/metrics/metrics.hpp"
 #include "tse/ops/activation.hpp"
 #include "tse/ops/conv.hpp"
 #include "tse/ops/elementwise.hpp"

@@ -74,6 +74,7 @@ from ._C import (  # elementwise
     isnan,
     le,
     log,
+    log10,
     logical_and,
     logical_not,
     logical_or,
@@ -145,5 +146,5 @@ from ._C import (  # shape, indexing, matrix products, random
     triu,
     unsqueeze,
 )
-from . import autograd, cuda, nn, return_types
+from . import audio, autograd, cuda, metrics, nn, return_types
 from .autograd.grad_mode import enable_grad, no_grad, set_grad_enabled

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
 
 #include "src/cpu/dtype_dispatch.hpp"
 #include "src/cpu/loops.hpp"
@@ -27,6 +28,7 @@ void unary_block(Unary op, const T* x, T* y, int64_t n, UnaryParams p) {
     case Unary::neg: for (int64_t i = 0; i < n; ++i) y[i] = -x[i]; return;
     case Unary::exp: vm::exp(x, y, n); return;
     case Unary::log: vm::log(x, y, n); return;
+    case Unary::log10: vm::log10(x, y, n); return;
     case Unary::sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]); return;
     case Unary::rsqrt: for (int64_t i = 0; i < n; ++i) y[i] = T(1) / std::sqrt(x[i]); return;
     case Unary::abs: for (int64_t i = 0; i < n; ++i) y[i] = std::abs(x[i]); return;
@@ -123,6 +125,11 @@ void unary_backward_block(Unary op, const T* g, const T* s, T* gi, int64_t n, Un
     case Unary::neg: for (int64_t i = 0; i < n; ++i) gi[i] = -g[i]; return;
     case Unary::exp: for (int64_t i = 0; i < n; ++i) gi[i] = g[i] * s[i]; return;  // s = y
     case Unary::log: for (int64_t i = 0; i < n; ++i) gi[i] = g[i] / s[i]; return;
+    case Unary::log10: {
+      const T inv_ln10 = static_cast<T>(1.0 / std::numbers::ln10);
+      for (int64_t i = 0; i < n; ++i) gi[i] = g[i] * inv_ln10 / s[i];
+      return;
+    }
     case Unary::sqrt: for (int64_t i = 0; i < n; ++i) gi[i] = g[i] / (T(2) * std::sqrt(s[i])); return;
     case Unary::rsqrt:
       for (int64_t i = 0; i < n; ++i) gi[i] = g[i] * T(-0.5) / (s[i] * std::sqrt(s[i]));

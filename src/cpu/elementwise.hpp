@@ -9,7 +9,7 @@ namespace tse {
 namespace detail {
 
 enum class Unary : uint8_t {
-  neg, exp, log, sqrt, rsqrt, abs, sin, cos, relu, leaky_relu, gelu, gelu_tanh, silu, sigmoid, tanh,
+  neg, exp, log, log10, sqrt, rsqrt, abs, sin, cos, relu, leaky_relu, gelu, gelu_tanh, silu, sigmoid, tanh,
   softplus, pow_scalar, clamp, logical_not, isnan, isfinite
 };
 

@@ -46,7 +46,8 @@ void index_map_copy(const Tensor& out, const Tensor& src, const DimIndexMaps& sr
   for (int64_t d = 0; d < nd; ++d) {
     const bool mapped = !src_index.empty() && !src_index[d].empty();
     offsets[d].resize(static_cast<size_t>(sizes[d]));
-    for (int64_t i = 0; i < sizes[d]; ++i) offsets[d][i] = (mapped ? src_index[d][i] : i) * src.stride(d);
+    const int64_t stride = src.stride(d);
+    for (int64_t i = 0; i < sizes[d]; ++i) offsets[d][i] = (mapped ? src_index[d][i] : i) * stride;
   }
   dispatch_all(out.dtype(), "index_map_copy", [&]<typename T>() {
     T* o = static_cast<T*>(out.data_ptr());

@@ -12,6 +12,7 @@
 extern "C" {
 __m256 _ZGVdN8v_expf(__m256);
 __m256 _ZGVdN8v_logf(__m256);
+__m256 _ZGVdN8v_log10f(__m256);
 __m256 _ZGVdN8v_sinf(__m256);
 __m256 _ZGVdN8v_cosf(__m256);
 __m256 _ZGVdN8v_tanhf(__m256);
@@ -54,6 +55,7 @@ inline void apply8(const float* x, float* y, int64_t n) {
 
 TSE_VM_FN(exp, _ZGVdN8v_expf, std::exp)
 TSE_VM_FN(log, _ZGVdN8v_logf, std::log)
+TSE_VM_FN(log10, _ZGVdN8v_log10f, std::log10)
 TSE_VM_FN(sin, _ZGVdN8v_sinf, std::sin)
 TSE_VM_FN(cos, _ZGVdN8v_cosf, std::cos)
 TSE_VM_FN(tanh, _ZGVdN8v_tanhf, std::tanh)

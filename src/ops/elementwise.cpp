@@ -284,6 +284,7 @@ Tensor neg(const Tensor& x) {
 }
 Tensor exp(const Tensor& x) { detail::check_floating(x, "exp", "input"); return unary_op(Unary::exp, "exp", x, {}, true); }
 Tensor log(const Tensor& x) { detail::check_floating(x, "log", "input"); return unary_op(Unary::log, "log", x); }
+Tensor log10(const Tensor& x) { detail::check_floating(x, "log10", "input"); return unary_op(Unary::log10, "log10", x); }
 Tensor sqrt(const Tensor& x) { detail::check_floating(x, "sqrt", "input"); return unary_op(Unary::sqrt, "sqrt", x); }
 Tensor rsqrt(const Tensor& x) { detail::check_floating(x, "rsqrt", "input"); return unary_op(Unary::rsqrt, "rsqrt", x); }
 Tensor abs(const Tensor& x) {

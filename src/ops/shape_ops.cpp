@@ -65,20 +65,81 @@ PadMode parse_pad_mode(const std::string& mode) {
                                         "' (expected constant, reflect, replicate or circular)"));
 }
 
-/// For each output position of a dim of size n padded by (before, after), the source position.
-std::vector<int64_t> pad_source_positions(PadMode mode, int64_t n, int64_t before, int64_t after) {
-  std::vector<int64_t> src(static_cast<size_t>(n + before + after));
-  for (int64_t i = 0; i < static_cast<int64_t>(src.size()); ++i) {
-    int64_t p = i - before;
-    switch (mode) {
-      case PadMode::reflect: p = p < 0 ? -p : (p >= n ? 2 * (n - 1) - p : p); break;
-      case PadMode::replicate: p = std::clamp<int64_t>(p, 0, n - 1); break;
-      case PadMode::circular: p = ((p % n) + n) % n; break;
-      case PadMode::constant: break;
-    }
-    src[i] = p;
+/// The source position of output position i of a dim of size n padded by `before` on the left.
+int64_t pad_source(PadMode mode, int64_t n, int64_t before, int64_t i) {
+  const int64_t p = i - before;
+  switch (mode) {
+    case PadMode::reflect: return p < 0 ? -p : (p >= n ? 2 * (n - 1) - p : p);
+    case PadMode::replicate: return std::clamp<int64_t>(p, 0, n - 1);
+    case PadMode::circular: return ((p % n) + n) % n;
+    case PadMode::constant: break;
   }
+  return p;
+}
+
+/// For output positions [start, start + count) of a padded dim, the source positions.
+std::vector<int64_t> pad_source_positions(PadMode mode, int64_t n, int64_t before, int64_t start, int64_t count) {
+  std::vector<int64_t> src(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) src[static_cast<size_t>(i)] = pad_source(mode, n, before, start + i);
   return src;
+}
+
+/// Reflect / replicate / circular padding with non-negative pads. x is copied into the interior
+/// of out; then, dim by dim, each border slab is gathered from the part of out already filled
+/// (dims before d complete, dims after d interior only), so the index maps are as long as the
+/// pads, never as long as the signal. The backward folds the slabs back in reverse order.
+Tensor pad_borders(const Tensor& x, PadMode mode, const Shape& out_sizes, const Shape& before, const Shape& after) {
+  const int64_t nd = x.dim();
+  const Shape x_sizes = x.sizes();
+  // The border slabs of dim d: (first output position, length, source positions).
+  struct Slab {
+    int64_t start, length;
+    std::vector<int64_t> src;
+  };
+  std::vector<std::vector<Slab>> slabs(static_cast<size_t>(nd));
+  for (int64_t d = 0; d < nd; ++d) {
+    const int64_t n = x_sizes[d];
+    if (before[d] > 0) slabs[d].push_back({0, before[d], pad_source_positions(mode, n, before[d], 0, before[d])});
+    if (after[d] > 0)
+      slabs[d].push_back({before[d] + n, after[d], pad_source_positions(mode, n, before[d], before[d] + n, after[d])});
+  }
+  // t with dims >= from narrowed to the interior box.
+  auto interior = [=](Tensor t, int64_t from) {
+    for (int64_t d = from; d < nd; ++d) t = t.narrow(d, before[d], x_sizes[d]);
+    return t;
+  };
+  Tensor out = Tensor::empty(out_sizes, x.dtype(), x.device());
+  if (out.numel() > 0) {
+    autograd::NoGradGuard ng;
+    k_copy.get(x.device(), "pad")(interior(out, 0), x);
+    for (int64_t d = 0; d < nd; ++d) {
+      const Tensor filled = interior(out, d + 1);
+      const Tensor src = filled.narrow(d, before[d], x_sizes[d]);
+      for (const Slab& s : slabs[d]) {
+        DimIndexMaps maps(static_cast<size_t>(nd));
+        maps[d] = s.src;
+        Shape sizes = src.sizes();
+        sizes[d] = s.length;
+        const Tensor gathered = index_map_copy(src, sizes, maps, "pad");
+        k_copy.get(x.device(), "pad")(filled.narrow(d, s.start, s.length), gathered);
+      }
+    }
+  }
+  if (needs_grad({x})) {
+    record("pad", {x}, {out}, [=](const Grads& g) -> Grads {
+      Tensor acc = g[0];
+      for (int64_t d = nd - 1; d >= 0; --d) {
+        if (slabs[d].empty()) continue;
+        const Tensor box = acc.narrow(d, before[d], x_sizes[d]);
+        const Tensor next = box.is_contiguous() ? box.clone() : box.contiguous();  // never aliases g
+        for (const Slab& s : slabs[d])
+          k_index_map_accumulate.get(next.device(), "pad")(next, acc.narrow(d, s.start, s.length).contiguous(), d, s.src);
+        acc = next;
+      }
+      return {acc.contiguous()};
+    });
+  }
+  return out;
 }
 
 Tensor pad_constant(const Tensor& x, const Shape& out_sizes, const Shape& before, double value) {
@@ -170,10 +231,14 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, const std::string&
                 " of the input of shape ", x.shape_str());
   }
   if (pad_mode == PadMode::constant) return pad_constant(x, out_sizes, before, value);
+  const bool crops = std::any_of(before.begin(), before.end(), [](int64_t p) { return p < 0; }) ||
+                     std::any_of(after.begin(), after.end(), [](int64_t p) { return p < 0; });
+  if (!crops) return pad_borders(x, pad_mode, out_sizes, before, after);
 
   DimIndexMaps maps(static_cast<size_t>(nd));
   for (int64_t d = 0; d < nd; ++d)
-    if (before[d] != 0 || after[d] != 0) maps[d] = pad_source_positions(pad_mode, x.sizes()[d], before[d], after[d]);
+    if (before[d] != 0 || after[d] != 0)
+      maps[d] = pad_source_positions(pad_mode, x.sizes()[d], before[d], 0, out_sizes[d]);
   Tensor out = index_map_copy(x, out_sizes, maps, "pad");
   if (needs_grad({x})) {
     record("pad", {x}, {out}, [maps, x_sizes = x.sizes()](const Grads& g) -> Grads {

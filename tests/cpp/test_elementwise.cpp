@@ -28,6 +28,7 @@ std::vector<UnaryCase> unary_cases() {
       {"neg", [](const Tensor& x) { return ops::neg(x); }, [](double x) { return -x; }, -3, 3, 0},
       {"exp", [](const Tensor& x) { return ops::exp(x); }, [](double x) { return std::exp(x); }, -3, 3, 1e-6},
       {"log", [](const Tensor& x) { return ops::log(x); }, [](double x) { return std::log(x); }, 0.1, 4, 1e-6},
+      {"log10", [](const Tensor& x) { return ops::log10(x); }, [](double x) { return std::log10(x); }, 0.1, 4, 1e-6},
       {"sqrt", [](const Tensor& x) { return ops::sqrt(x); }, [](double x) { return std::sqrt(x); }, 0.1, 4, 1e-6},
       {"rsqrt", [](const Tensor& x) { return ops::rsqrt(x); }, [](double x) { return 1 / std::sqrt(x); }, 0.1, 4, 1e-6},
       {"abs", [](const Tensor& x) { return ops::abs(x); }, [](double x) { return std::abs(x); }, -3, 3, 0},

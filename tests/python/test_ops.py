@@ -40,6 +40,7 @@ UNARY = [
     ("neg", tse.neg, np.negative, (-2, 2)),
     ("exp", tse.exp, np.exp, (-3, 3)),
     ("log", tse.log, np.log, (0.1, 5)),
+    ("log10", tse.log10, np.log10, (0.1, 5)),
     ("sqrt", tse.sqrt, np.sqrt, (0.1, 5)),
     ("rsqrt", tse.rsqrt, lambda x: 1 / np.sqrt(x), (0.1, 5)),
     ("abs", tse.abs, np.abs, (-2, 2)),

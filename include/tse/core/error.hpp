@@ -41,6 +41,13 @@ class TSE_API BackendError : public Error {
   using Error::Error;
 };
 
+/// A file that cannot be read or written: missing, unreadable, malformed, truncated (Python:
+/// RuntimeError, like soundfile's errors). The message names the file.
+class TSE_API IOError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An autograd misuse: a saved tensor modified in place, backward through a freed graph, ...
 class TSE_API AutogradError : public Error {
  public:

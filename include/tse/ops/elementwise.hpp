@@ -26,6 +26,7 @@ TSE_API Tensor minimum(const Tensor& a, const Tensor& b);
 TSE_API Tensor neg(const Tensor& x);
 TSE_API Tensor exp(const Tensor& x);
 TSE_API Tensor log(const Tensor& x);
+TSE_API Tensor log10(const Tensor& x);
 TSE_API Tensor sqrt(const Tensor& x);
 TSE_API Tensor rsqrt(const Tensor& x);
 TSE_API Tensor abs(const Tensor& x);  // gradient sign(x), 0 at 0

@@ -1,0 +1,48 @@
+"""Audio front-end: file I/O (libsndfile), mixing at an SNR, STFT/iSTFT (torch.stft conventions, spectra as (..., F, T, 2)), spectral
+helpers, librosa-exact mel filterbanks, the CLAP (HTSAT) log-mel front-end and resamplers."""
+
+from ._C.audio import (
+    clap_logmel,
+    info,
+    load,
+    mix_at_snr,
+    pad_or_trim,
+    random_segment,
+    save,
+    complex_mul,
+    istft,
+    log_mel,
+    magnitude,
+    mask_apply,
+    mel_filterbank,
+    phasor,
+    polar,
+    power_to_db,
+    resample,
+    sinc_resample_kernel,
+    stft,
+    stft_window,
+)
+
+__all__ = [
+    "clap_logmel",
+    "info",
+    "load",
+    "mix_at_snr",
+    "pad_or_trim",
+    "random_segment",
+    "save",
+    "complex_mul",
+    "istft",
+    "log_mel",
+    "magnitude",
+    "mask_apply",
+    "mel_filterbank",
+    "phasor",
+    "polar",
+    "power_to_db",
+    "resample",
+    "sinc_resample_kernel",
+    "stft",
+    "stft_window",
+]
