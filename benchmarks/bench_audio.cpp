@@ -161,6 +161,18 @@ Bench resample_case() {
   return {[=] { return audio::resample(x, 32000, 48000); }, [](int) {}, out};
 }
 
+// A metric of 10 s at 32 kHz (estimate = reference + noise), timed alone like the front-ends.
+Bench metric_case(Tensor (*metric)(const Tensor&, const Tensor&)) {
+  const Tensor ref = bench::uniform({1, kLen}, -0.5f, 0.5f, 76);
+  const Tensor est = ops::add(ref, bench::uniform({1, kLen}, -0.1f, 0.1f, 77));
+  const std::vector<double> v = ops::to_vector(metric(est, ref));
+  auto out = std::make_shared<std::vector<float>>(v.begin(), v.end());
+  return {[=] { return metric(est, ref); }, [](int) {}, out};
+}
+
+Tensor si_sdr_default(const Tensor& e, const Tensor& r) { return metrics::si_sdr(e, r); }
+Tensor sdr_bss_default(const Tensor& e, const Tensor& r) { return metrics::sdr_bss(e, r); }
+
 const bool registered = [] {
   // One r2c of n points costs about 2.5 n log2 n flops (FFTW's convention for real transforms).
   const double fft_flops = 2.5 * kNfft * std::log2(static_cast<double>(kNfft)) * kFrames;
@@ -178,6 +190,10 @@ const bool registered = [] {
               .time_peer = false, .setup = clap_logmel_case});
   bench::add({.name = "resample.32k_48k", .shape = "[1, 320000] -> [1, 480000]", .flops = 2.0 * 480000 * 16,
               .rtol = 1e-6, .atol = 1e-6, .time_peer = false, .setup = resample_case});
+  bench::add({.name = "metric.si_sdr", .shape = "[1, 320000]", .bytes = 2.0 * kLen * 4, .rtol = 1e-6,
+              .atol = 1e-6, .time_peer = false, .setup = [] { return metric_case(si_sdr_default); }});
+  bench::add({.name = "metric.sdr_bss", .shape = "[1, 320000] 512 taps", .bytes = 2.0 * kLen * 4, .rtol = 1e-6,
+              .atol = 1e-6, .time_peer = false, .setup = [] { return metric_case(sdr_bss_default); }});
   return true;
 }();
 

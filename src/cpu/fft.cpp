@@ -3,12 +3,12 @@
 #include <fftw3.h>
 
 #include <algorithm>
-#include <list>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <optional>
 #include <vector>
 
+#include "src/core/lru_cache.hpp"
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
 #include "tse/core/error.hpp"
@@ -91,45 +91,17 @@ using PlanHandle = std::shared_ptr<void>;
 
 class PlanCache {
  public:
-  explicit PlanCache(size_t capacity) : capacity_(capacity) {}
+  explicit PlanCache(size_t capacity) : cache_(capacity) {}
 
   template <typename T>
   PlanHandle get(Direction dir, int64_t n, int64_t howmany) {
     const PlanKey key{dir, std::is_same_v<T, float> ? DType::f32 : DType::f64, n, howmany};
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = map_.find(key);
-      if (it != map_.end()) {
-        ++hits_;
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->second;
-      }
-      ++misses_;
-    }
-    PlanHandle plan = make<T>(dir, n, howmany);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (capacity_ == 0) return plan;
-    auto it = map_.find(key);
-    if (it != map_.end()) {  // another thread planned it meanwhile
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second;
-    }
-    lru_.emplace_front(key, plan);
-    map_.emplace(key, lru_.begin());
-    evict_locked();
-    return plan;
+    if (std::optional<PlanHandle> hit = cache_.find(key)) return *hit;
+    return cache_.insert(key, make<T>(dir, n, howmany));
   }
 
-  void set_capacity(size_t capacity) {
-    std::lock_guard<std::mutex> lock(mu_);
-    capacity_ = capacity;
-    evict_locked();
-  }
-
-  PlanCacheStats stats() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return {hits_, misses_, lru_.size(), capacity_};
-  }
+  void set_capacity(size_t capacity) { cache_.set_capacity(capacity); }
+  PlanCacheStats stats() const { return cache_.stats(); }
 
  private:
   template <typename T>
@@ -156,20 +128,7 @@ class PlanCache {
     });
   }
 
-  void evict_locked() {
-    while (lru_.size() > capacity_) {
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-  }
-
-  using Entry = std::pair<PlanKey, PlanHandle>;
-  mutable std::mutex mu_;
-  std::list<Entry> lru_;
-  std::unordered_map<PlanKey, std::list<Entry>::iterator, PlanKeyHash> map_;
-  size_t capacity_;
-  uint64_t hits_ = 0;
-  uint64_t misses_ = 0;
+  tse::detail::LruCache<PlanKey, PlanHandle, PlanKeyHash> cache_;
 };
 
 PlanCache& plan_cache() {

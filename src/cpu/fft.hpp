@@ -10,17 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "src/core/lru_cache.hpp"
 #include "tse/core/tensor.hpp"
 #include "tse/export.hpp"
 
 namespace tse::cpu::fft {
 
-struct PlanCacheStats {
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  size_t size = 0;
-  size_t capacity = 0;
-};
+using PlanCacheStats = tse::detail::LruCacheStats;
 
 /// Counters of the process-wide plan cache (tests and diagnostics).
 TSE_API PlanCacheStats plan_cache_stats();

@@ -73,16 +73,7 @@ PrimitiveKey& PrimitiveKey::add(const dnnl::memory::desc& md) {
 
 CachedPrimitive PrimitiveCache::get_or_create(const PrimitiveKey& key,
                                               const std::function<dnnl::primitive_desc()>& make, const char* op) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(key);
-    if (it != map_.end()) {
-      ++hits_;
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return it->second->second;
-    }
-    ++misses_;
-  }
+  if (std::optional<CachedPrimitive> hit = cache_.find(key)) return *hit;
   CachedPrimitive p;
   use_our_threads();
   try {
@@ -96,36 +87,7 @@ CachedPrimitive PrimitiveCache::get_or_create(const PrimitiveKey& key,
     rethrow(e, op, "create a primitive");
   }
   p.scratchpad_bytes = p.pd.scratchpad_desc().get_size();
-
-  std::lock_guard<std::mutex> lock(mu_);
-  if (capacity_ == 0) return p;
-  auto it = map_.find(key);
-  if (it != map_.end()) {  // another thread created it meanwhile
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->second;
-  }
-  lru_.emplace_front(key, p);
-  map_.emplace(key, lru_.begin());
-  evict_locked();
-  return p;
-}
-
-void PrimitiveCache::evict_locked() {
-  while (lru_.size() > capacity_) {
-    map_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-}
-
-void PrimitiveCache::set_capacity(size_t capacity) {
-  std::lock_guard<std::mutex> lock(mu_);
-  capacity_ = capacity;
-  evict_locked();
-}
-
-PrimitiveCacheStats PrimitiveCache::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return {hits_, misses_, lru_.size(), capacity_};
+  return cache_.insert(key, std::move(p));
 }
 
 Context::Context() : engine_(dnnl::engine::kind::cpu, 0), cache_(kDefaultCapacity) {}

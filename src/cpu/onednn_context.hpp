@@ -12,13 +12,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <list>
-#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
+#include "src/core/lru_cache.hpp"
 #include "tse/export.hpp"
 
 namespace tse::cpu::onednn {
@@ -29,17 +27,9 @@ enum class PrimitiveKind : int64_t {
   conv_fwd,
   conv_bwd_data,
   conv_bwd_weights,
-  deconv_fwd,
-  deconv_bwd_data,
-  deconv_bwd_weights,
   softmax_fwd,
-  softmax_bwd,
   layer_norm_fwd,
   layer_norm_bwd,
-  batch_norm_fwd,
-  batch_norm_bwd,
-  pool_fwd,
-  pool_bwd,
   reorder,
 };
 
@@ -71,17 +61,12 @@ struct CachedPrimitive {
   size_t scratchpad_bytes = 0;
 };
 
-struct PrimitiveCacheStats {
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  size_t size = 0;
-  size_t capacity = 0;
-};
+using PrimitiveCacheStats = tse::detail::LruCacheStats;
 
 /// Bounded LRU map from PrimitiveKey to CachedPrimitive, safe to use from several threads.
 class PrimitiveCache {
  public:
-  explicit PrimitiveCache(size_t capacity) : capacity_(capacity) {}
+  explicit PrimitiveCache(size_t capacity) : cache_(capacity) {}
 
   /// The primitive cached for key; on a miss, make() builds the primitive descriptor (its
   /// attributes must request the user scratchpad mode) with the calling thread's OpenMP team set
@@ -91,18 +76,11 @@ class PrimitiveCache {
   CachedPrimitive get_or_create(const PrimitiveKey& key, const std::function<dnnl::primitive_desc()>& make,
                                 const char* op);
   /// Capacity 0 disables caching (every call is a miss); shrinking evicts least recently used.
-  void set_capacity(size_t capacity);
-  PrimitiveCacheStats stats() const;
+  void set_capacity(size_t capacity) { cache_.set_capacity(capacity); }
+  PrimitiveCacheStats stats() const { return cache_.stats(); }
 
  private:
-  void evict_locked();
-  using Entry = std::pair<PrimitiveKey, CachedPrimitive>;
-  mutable std::mutex mu_;
-  std::list<Entry> lru_;  // front: most recently used
-  std::unordered_map<PrimitiveKey, std::list<Entry>::iterator, PrimitiveKeyHash> map_;
-  size_t capacity_;
-  uint64_t hits_ = 0;
-  uint64_t misses_ = 0;
+  tse::detail::LruCache<PrimitiveKey, CachedPrimitive, PrimitiveKeyHash> cache_;
 };
 
 /// The CPU engine, this thread's stream and the primitive cache. One per process (context()).

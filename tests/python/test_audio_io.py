@@ -142,3 +142,23 @@ def test_segment_helpers():
     seg = A.random_segment(x, 4).numpy()[0]
     assert np.all(np.diff(seg) == 1) and 0 <= seg[0] <= 6
     np.testing.assert_array_equal(A.random_segment(x, 12).numpy()[0, :10], np.arange(10))
+
+
+def _scipy_test_wavs():
+    import pathlib
+
+    import scipy
+
+    return sorted((pathlib.Path(scipy.__file__).parent / "io" / "tests" / "data").glob("*.wav"))
+
+
+@pytest.mark.parametrize("path", _scipy_test_wavs(), ids=lambda p: p.name)
+def test_odd_wav_files_load_or_raise_a_clear_error(path):
+    """scipy's test WAVs: early EOF, incomplete chunks, 5-64-bit, big-endian, mu-law, extensible."""
+    try:
+        x, sr = A.load(str(path))
+    except (RuntimeError, ValueError) as e:
+        assert path.name in str(e)
+        return
+    assert x.dtype == tse.float32 and x.dim() == 2 and sr > 0
+    assert np.all(np.isfinite(x.numpy()))
