@@ -63,6 +63,7 @@ inline int64_t group_offset(int64_t i, int n, const int64_t* sizes, const int64_
 /// Visits the reduced elements for output base offset `base` in order: f(ptr_offset).
 template <typename F>
 inline void for_each_reduced(const ReducePlan& p, int64_t base, int64_t r_begin, int64_t r_end, const F& f) {
+  if (r_begin >= r_end) return;  // also keeps an empty reduced dim out of the index arithmetic
   if (p.nr <= 1) {
     const int64_t st = p.nr == 1 ? p.rstrides[0] : 0;
     for (int64_t r = r_begin; r < r_end; ++r) f(base + r * st);

@@ -597,3 +597,11 @@ TEST_CASE("reduction: norm errors") {
     CHECK(std::string(e.what()).find("norm") != std::string::npos);
   }
 }
+
+TEST_CASE("sum over several dims, one of them empty, gives zeros") {
+  // The reduced-index walk must not divide by the empty dim's size (UBSan: division by zero).
+  const Tensor x = ops::zeros({3, 0, 4});
+  CHECK(ops::to_vector(ops::sum(x, {1, 2})) == std::vector<double>{0.0, 0.0, 0.0});
+  CHECK(ops::to_vector(ops::sum(x, {0, 1})) == std::vector<double>(4, 0.0));
+  CHECK(ops::sum(x).item() == 0.0);
+}
