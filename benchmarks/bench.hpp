@@ -53,7 +53,10 @@ struct Case {
   double rtol = 1e-6;                    // gate: max |ours - peer| / (|peer| + atol) <= rtol
   double atol = 1e-6;
   bool time_peer = true;                 // false: the peer only checks (dispatch overhead rows)
+  bool compare = true;                   // false: the peer does other work (a model vs its GEMMs);
+                                         // the gate then only requires a finite result
   bool micros = false;                   // report times per call in microseconds
+  std::function<std::string()> note;     // printed under the row (e.g. peak RSS)
   std::function<Bench()> setup;
 };
 

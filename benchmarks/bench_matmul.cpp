@@ -9,58 +9,26 @@
 #include <unordered_map>
 
 #include "bench.hpp"
+#include "onednn_peer.hpp"
 
 namespace {
 
 using namespace tse;
 using bench::Bench;
 using dnnl::memory;
+using bench::f32_md;
+using bench::OneDnnPeer;
 
 // Positive operands: every output is a sum of positive terms, so its relative rounding error
 // stays near sqrt(K) * 2^-24 whatever the blocking, and rtol 1e-4 means something everywhere
 // (signed data would put outputs near zero, where the relative error measures cancellation).
 constexpr double kRtol = 1e-4;
 
-memory::desc f32_md(const memory::dims& sizes, const memory::dims& strides) {
-  return {sizes, memory::data_type::f32, strides};
-}
-
-// One oneDNN matmul primitive with its operands bound, ready to execute.
-struct RawMatmul {
-  dnnl::matmul prim;
-  std::unordered_map<int, memory> args;
-};
-
-// The peer's engine, stream and primitives. oneDNN sizes a primitive for the OpenMP team present
-// when it is created, so setup creates them under the thread count the runner set for libtse.
-struct Peer {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-  std::vector<RawMatmul> gemms;
-
-  // c = a @ b; each operand is a desc over the given pointer.
-  void add(const memory::desc& a, const void* pa, const memory::desc& b, const void* pb, const memory::desc& c,
-           float* pc) {
-    omp_set_num_threads(get_num_threads());
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine);
-    gemms.push_back({dnnl::matmul(pd),
-                     {{DNNL_ARG_SRC, memory(a, engine, const_cast<void*>(pa))},
-                      {DNNL_ARG_WEIGHTS, memory(b, engine, const_cast<void*>(pb))},
-                      {DNNL_ARG_DST, memory(c, engine, pc)}}});
-  }
-
-  void run(int nt) {
-    omp_set_num_threads(nt);
-    for (const RawMatmul& g : gemms) g.prim.execute(stream, g.args);
-    stream.wait();
-  }
-};
-
 // linear(x, W): x (M, K) row-major, W (N, K) read as the column-major (K, N) matrix W^T.
 Bench linear_fwd(int64_t M, int64_t N, int64_t K) {
   Tensor x = bench::uniform({M, K}, 0.f, 1.f, 51), w = bench::uniform({N, K}, 0.f, 1.f, 52);
   auto out = bench::buffer(M * N);
-  auto peer = std::make_shared<Peer>();
+  auto peer = std::make_shared<OneDnnPeer>();
   peer->add(f32_md({M, K}, {K, 1}), bench::cptr(x), f32_md({K, N}, {1, K}), bench::cptr(w), f32_md({M, N}, {N, 1}),
             out->data());
   return {[=] { return ops::linear(x, w); }, [=](int nt) { peer->run(nt); }, out};
@@ -76,7 +44,7 @@ Bench linear_bwd(int64_t M, int64_t N, int64_t K) {
   Tensor g = bench::uniform({M, N}, 0.f, 1.f, 55);
   Tensor y = ops::linear(x, w);
   auto dx = bench::buffer(M * K), dw = bench::buffer(N * K), out = bench::buffer(M * K + N * K);
-  auto peer = std::make_shared<Peer>();
+  auto peer = std::make_shared<OneDnnPeer>();
   peer->add(f32_md({M, N}, {N, 1}), bench::cptr(g), f32_md({N, K}, {K, 1}), bench::cptr(w), f32_md({M, K}, {K, 1}),
             dx->data());
   peer->add(f32_md({N, M}, {1, N}), bench::cptr(g), f32_md({M, K}, {K, 1}), bench::cptr(x), f32_md({N, K}, {K, 1}),
@@ -108,7 +76,7 @@ constexpr int64_t kWin = 256, kTok = 64, kHead = 32;
 Bench attn_qk() {
   Tensor q = bench::uniform({kWin, kTok, kHead}, 0.f, 1.f, 56), k = bench::uniform({kWin, kTok, kHead}, 0.f, 1.f, 57);
   auto out = bench::buffer(kWin * kTok * kTok);
-  auto peer = std::make_shared<Peer>();
+  auto peer = std::make_shared<OneDnnPeer>();
   peer->add(f32_md({kWin, kTok, kHead}, {kTok * kHead, kHead, 1}), bench::cptr(q),
             f32_md({kWin, kHead, kTok}, {kTok * kHead, 1, kHead}), bench::cptr(k),
             f32_md({kWin, kTok, kTok}, {kTok * kTok, kTok, 1}), out->data());
@@ -119,7 +87,7 @@ Bench attn_qk() {
 Bench attn_av() {
   Tensor a = bench::uniform({kWin, kTok, kTok}, 0.f, 1.f, 58), v = bench::uniform({kWin, kTok, kHead}, 0.f, 1.f, 59);
   auto out = bench::buffer(kWin * kTok * kHead);
-  auto peer = std::make_shared<Peer>();
+  auto peer = std::make_shared<OneDnnPeer>();
   peer->add(f32_md({kWin, kTok, kTok}, {kTok * kTok, kTok, 1}), bench::cptr(a),
             f32_md({kWin, kTok, kHead}, {kTok * kHead, kHead, 1}), bench::cptr(v),
             f32_md({kWin, kTok, kHead}, {kTok * kHead, kHead, 1}), out->data());

@@ -14,4 +14,6 @@ PYBIND11_MODULE(_C, m) {
   tse::python::bind_nn(m, tensor);
   tse::python::bind_audio(m);
   tse::python::bind_metrics(m);
+  tse::python::bind_modules(m);
+  tse::python::bind_models(m);
 }

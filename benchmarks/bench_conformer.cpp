@@ -1,0 +1,130 @@
+// ConformerTSE at the paper size (16 x 256, 4 heads, FFN 1024, kernel 33, query 512) on 10 s at
+// 32 kHz (626 frames): forward (no grad) and forward + backward, batch 1 and 4. The peer is the
+// model's GEMMs alone, run raw through oneDNN primitives (every linear layer, the position
+// projection, the three attention products per head; for the backward also each GEMM's dX and
+// dW): ratio = GEMM-sum time / model time, so 1 / ratio is the model's overhead over its GEMMs.
+// The rows are tagged "model" and "long" (seconds per call); each prints the process's peak RSS.
+#include <sys/resource.h>
+
+#include "bench.hpp"
+#include "onednn_peer.hpp"
+
+namespace {
+
+using namespace tse;
+using bench::Bench;
+using bench::f32_md;
+using bench::OneDnnPeer;
+
+constexpr int64_t kSamples = 320000;  // 10 s at 32 kHz -> 626 frames at hop 512
+
+struct Gemm {
+  int64_t batch, M, N, K;  // (batch x) [M, K] @ [K, N]
+};
+
+// Every GEMM of one ConformerTSE forward at batch B (MODELS.md B s.2.3 and s.2.5).
+std::vector<Gemm> model_gemms(const models::ConformerTSEConfig& c, int64_t B, int64_t T) {
+  const int64_t BT = B * T, D = c.d_model, F = c.n_bins(), H = c.num_heads, dk = D / H, P = 2 * T - 1;
+  std::vector<Gemm> g{{1, BT, D, F}};  // embed.0
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    g.push_back({1, BT, D, D});                       // cond linear1
+    g.push_back({1, B, 2 * D, c.query_dim});          // FiLM gamma and beta
+    g.push_back({1, BT, D, D});                       // cond linear2
+    g.push_back({1, BT, c.ffn_dim, D});               // macaron w_1
+    g.push_back({1, BT, D, c.ffn_dim});               // macaron w_2
+    for (int i = 0; i < 3; ++i) g.push_back({1, BT, D, D});  // q, k, v
+    g.push_back({1, P, D, D});                        // linear_pos (table shared by the batch)
+    g.push_back({B * H, T, T, dk});                   // (q + u) k^T
+    g.push_back({B * H, T, P, dk});                   // (q + v) p^T
+    g.push_back({B * H, T, dk, T});                   // attn v
+    g.push_back({1, BT, D, D});                       // linear_out
+    g.push_back({1, BT, 2 * D, D});                   // pointwise_conv1
+    g.push_back({1, BT, D, D});                       // pointwise_conv2
+    g.push_back({1, BT, c.ffn_dim, D});               // w_1
+    g.push_back({1, BT, D, c.ffn_dim});               // w_2
+  }
+  g.push_back({1, BT, F, D});  // mask_head
+  return g;
+}
+
+// The GEMMs over three shared scratch buffers (their values do not matter for the timing).
+std::shared_ptr<OneDnnPeer> gemm_peer(const std::vector<Gemm>& gemms, bool with_backward) {
+  auto peer = std::make_shared<OneDnnPeer>();
+  std::vector<Gemm> all;
+  for (const Gemm& g : gemms) {
+    all.push_back(g);
+    if (with_backward) {
+      all.push_back({g.batch, g.M, g.K, g.N});  // dX = dY W
+      all.push_back({g.batch, g.K, g.N, g.M});  // dW = X^T dY
+    }
+  }
+  int64_t na = 0, nb = 0, nc = 0;
+  for (const Gemm& g : all) {
+    na = std::max(na, g.batch * g.M * g.K);
+    nb = std::max(nb, g.batch * g.K * g.N);
+    nc = std::max(nc, g.batch * g.M * g.N);
+  }
+  static std::vector<std::shared_ptr<std::vector<float>>> keep;  // alive as long as the peers
+  auto a = bench::buffer(na), b = bench::buffer(nb), c = bench::buffer(nc);
+  std::fill(a->begin(), a->end(), 0.5f), std::fill(b->begin(), b->end(), 0.25f);
+  keep.insert(keep.end(), {a, b, c});
+  for (const Gemm& g : all)
+    peer->add(f32_md({g.batch, g.M, g.K}, {g.M * g.K, g.K, 1}), a->data(), f32_md({g.batch, g.K, g.N}, {g.K * g.N, g.N, 1}),
+              b->data(), f32_md({g.batch, g.M, g.N}, {g.M * g.N, g.N, 1}), c->data());
+  return peer;
+}
+
+std::string peak_rss() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return "peak RSS " + std::to_string(u.ru_maxrss / 1024) + " MB";
+}
+
+Bench model_bench(int64_t B, bool backward) {
+  manual_seed(0);
+  auto model = std::make_shared<models::ConformerTSE>();
+  model->eval();  // dropout is 0 anyway; GroupNorm has no running stats
+  Tensor mix = bench::uniform({B, kSamples}, -0.5f, 0.5f, 91);
+  Tensor q = bench::uniform({B, 512}, -0.1f, 0.1f, 92);
+  const int64_t T = 1 + kSamples / model->config().hop_length;
+  auto peer = gemm_peer(model_gemms(model->config(), B, T), backward);
+  auto out = bench::buffer(1);
+  if (!backward)
+    return {[=] {
+              NoGradGuard ng;
+              return model->forward(mix, q);
+            },
+            [=](int nt) { peer->run(nt); }, out};
+  return {[=] {
+            model->zero_grad();
+            Tensor loss = ops::mean(ops::mul(model->forward(mix, q), mix));
+            loss.backward();
+            return loss.detach();
+          },
+          [=](int nt) { peer->run(nt); }, out};
+}
+
+double model_flops(int64_t B, bool backward) {
+  models::ConformerTSEConfig c;
+  double f = 0;
+  for (const Gemm& g : model_gemms(c, B, 1 + kSamples / c.hop_length))
+    f += 2.0 * static_cast<double>(g.batch * g.M * g.N * g.K);
+  return backward ? 3 * f : f;
+}
+
+const bool registered = [] {
+  for (int64_t B : {1, 4})
+    for (bool bwd : {false, true}) {
+      const std::string n = std::string("conformer_tse.") + (bwd ? "fwd_bwd" : "fwd") + "_b" + std::to_string(B);
+      bench::add({.name = n,
+                  .shape = "[" + std::to_string(B) + ", 320000] 10 s, 626 frames",
+                  .tags = {"model", "long"},
+                  .flops = model_flops(B, bwd),
+                  .compare = false,
+                  .note = peak_rss,
+                  .setup = [B, bwd] { return model_bench(B, bwd); }});
+    }
+  return true;
+}();
+
+}  // namespace
