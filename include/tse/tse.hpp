@@ -36,6 +36,7 @@
 #include "tse/core/threading.hpp"
 #include "tse/metrics/metrics.hpp"
 #include "tse/ops/activation.hpp"
+#include "tse/ops/attention.hpp"
 #include "tse/ops/conv.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/factory.hpp"
