@@ -282,7 +282,7 @@ TEST_CASE("rel_pos_softmax gives the same bits whatever the thread count splits"
   }
 }
 
-TEST_CASE("rel_pos_attention matches a naive reference with p_{i-j} and contiguous heads") {
+TEST_CASE("rel_pos_attention matches a naive reference with p at distance i-j and contiguous heads") {
   struct Case {
     int64_t B, T, D, H, P;
   };
