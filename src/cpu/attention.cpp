@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
@@ -65,6 +66,63 @@ void rel_shift_backward_loops(const Tensor& grad_x, const Tensor& grad_out, cons
   for_each_row(s, w, [&](int64_t r, int64_t i) { scatter_row(op + r * w, gp + r * n, n, i); });
 }
 
+/// One row of the forward in four passes over the row: scores, max, exp (shifted), scale.
+template <typename T>
+void softmax_row(const T* a, const T* b, T* o, int64_t n, T c) {
+  for (int64_t j = 0; j < n; ++j) o[j] = (a[j] + b[j]) * c;
+  const T m = row_max(o, n);
+  for (int64_t j = 0; j < n; ++j) o[j] -= m;
+  vm::exp(o, o, n);
+  const T inv = T(1) / row_sum(o, n);
+  for (int64_t j = 0; j < n; ++j) o[j] *= inv;
+}
+
+#if defined(TSE_VEC_MATH)
+/// The float row in three passes (scores with their max, exp with its sum, scale): the compiler
+/// does not fuse a store with a fold on its own, and the row is read from memory only once. The
+/// max keeps max_op's rule (_mm256_max_ps returns its second operand when either is NaN, so NaN
+/// never wins), and the tail goes through the same vector exp on a padded copy, as vm::exp does.
+template <>
+void softmax_row<float>(const float* a, const float* b, float* o, int64_t n, float c) {
+  const __m256 vc = _mm256_set1_ps(c);
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 sc = _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j)), vc);
+    _mm256_storeu_ps(o + j, sc);
+    vmax = _mm256_max_ps(sc, vmax);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float m = lanes[0];
+  for (int l = 1; l < 8; ++l) m = rows::max_op(m, lanes[l]);
+  for (; j < n; ++j) {
+    o[j] = (a[j] + b[j]) * c;
+    m = rows::max_op(m, o[j]);
+  }
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 vsum = _mm256_setzero_ps();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(o + j), vm));
+    _mm256_storeu_ps(o + j, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  _mm256_store_ps(lanes, vsum);
+  float sum = 0;
+  for (int l = 0; l < 8; ++l) sum += lanes[l];
+  if (j < n) {
+    alignas(32) float buf[8] = {};
+    for (int64_t t = j; t < n; ++t) buf[t - j] = o[t] - m;
+    _mm256_store_ps(buf, _ZGVdN8v_expf(_mm256_load_ps(buf)));
+    for (int64_t t = j; t < n; ++t) sum += (o[t] = buf[t - j]);
+  }
+  const __m256 vinv = _mm256_set1_ps(1.0f / sum);
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, _mm256_mul_ps(_mm256_loadu_ps(o + j), vinv));
+  const float inv = 1.0f / sum;
+  for (; j < n; ++j) o[j] *= inv;
+}
+#endif
+
 template <typename T>
 void softmax_loops(const Tensor& y, const Tensor& ac, const Tensor& bd, double scale, const RelShape& s) {
   const int64_t n = s.T, w = 2 * n - 1;
@@ -73,15 +131,7 @@ void softmax_loops(const Tensor& y, const Tensor& ac, const Tensor& bd, double s
   T* yp = static_cast<T*>(y.data_ptr());
   const T c = static_cast<T>(scale);
   for_each_row(s, 2 * n, [&](int64_t r, int64_t i) {
-    const T* a = ap + r * n;
-    const T* b = bp + r * w + (n - 1 - i);
-    T* o = yp + r * n;
-    for (int64_t j = 0; j < n; ++j) o[j] = (a[j] + b[j]) * c;
-    const T m = row_max(o, n);
-    for (int64_t j = 0; j < n; ++j) o[j] -= m;
-    vm::exp(o, o, n);
-    const T inv = T(1) / row_sum(o, n);
-    for (int64_t j = 0; j < n; ++j) o[j] *= inv;
+    softmax_row<T>(ap + r * n, bp + r * w + (n - 1 - i), yp + r * n, n, c);
   });
 }
 
