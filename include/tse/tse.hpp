@@ -42,6 +42,7 @@
 #include "tse/nn/layers.hpp"
 #include "tse/nn/module.hpp"
 #include "tse/ops/activation.hpp"
+#include "tse/ops/attention.hpp"
 #include "tse/ops/conv.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/factory.hpp"

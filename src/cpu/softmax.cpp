@@ -23,6 +23,7 @@
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
 #include "src/cpu/onednn_context.hpp"
+#include "src/cpu/row_folds.hpp"
 #include "src/cpu/vec_math.hpp"
 
 namespace tse::cpu {
@@ -32,51 +33,12 @@ using dnnl::memory;
 
 const char* op_name(const SoftmaxShape& s) { return s.log ? "log_softmax" : "softmax"; }
 
-// ---- lane folds and slices -------------------------------------------------------------------------
+// ---- slices ----------------------------------------------------------------------------------------
 
-/// Elements of T in one AVX2 register.
-template <typename T>
-constexpr int64_t kLanes = 32 / sizeof(T);
-
-/// op folded over load(0) ... load(n - 1) in kLanes independent partial results, then across
-/// them: without -ffast-math the compiler keeps a plain fold scalar (it may not reassociate),
-/// while fixed-width partials vectorise into one register.
-template <typename T, typename Load, typename Op>
-T lane_fold(int64_t n, T init, const Load& load, const Op& op) {
-  constexpr int64_t L = kLanes<T>;
-  T acc[L];
-  std::fill(acc, acc + L, init);
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int64_t l = 0; l < L; ++l) acc[l] = op(acc[l], load(i + l));
-  for (; i < n; ++i) acc[0] = op(acc[0], load(i));
-  T r = acc[0];
-  for (int64_t l = 1; l < L; ++l) r = op(r, acc[l]);
-  return r;
-}
-
-template <typename T>
-T max_op(T a, T b) {
-  return b > a ? b : a;  // NaN never wins; it makes the sum of exponentials NaN instead
-}
-
-template <typename T>
-T row_max(const T* x, int64_t n) {
-  return lane_fold<T>(
-      n, -std::numeric_limits<T>::infinity(), [x](int64_t i) { return x[i]; }, max_op<T>);
-}
-
-template <typename T>
-T row_sum(const T* x, int64_t n) {
-  return lane_fold<T>(
-      n, T(0), [x](int64_t i) { return x[i]; }, [](T a, T b) { return a + b; });
-}
-
-template <typename T>
-T row_dot(const T* x, const T* y, int64_t n) {
-  return lane_fold<T>(
-      n, T(0), [x, y](int64_t i) { return x[i] * y[i]; }, [](T a, T b) { return a + b; });
-}
+using rows::max_op;
+using rows::row_dot;
+using rows::row_max;
+using rows::row_sum;
 
 /// Columns of one (axis, inner) block that a strided-axis kernel handles together: the loops
 /// run along the unit-stride inner dim, one vector per kLanes columns.

@@ -95,12 +95,8 @@ Tensor RelPositionMultiHeadedAttention::forward(const Tensor& query, const Tenso
             pos_emb.defined() ? pos_emb.shape_str() : "undefined");
   Tensor q = linear_q->forward(query), k = linear_k->forward(key), v = linear_v->forward(value);
   Tensor p = linear_pos->forward(pos_emb);
-  Tensor probs;
-  const bool drop_attn = dropout > 0.0 && is_training();
-  Tensor ctx = ops::rel_pos_attention(q, k, v, p, pos_bias_u, pos_bias_v, n_head,
-                                      attn_out || drop_attn ? &probs : nullptr,
-                                      drop_attn ? dropout : 0.0);
-  if (attn_out) *attn_out = probs;
+  const double p_drop = dropout > 0.0 && is_training() ? dropout : 0.0;
+  Tensor ctx = ops::rel_pos_attention(q, k, v, p, pos_bias_u, pos_bias_v, n_head, attn_out, p_drop);
   return linear_out->forward(ctx);
 }
 

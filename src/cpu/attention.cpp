@@ -1,0 +1,191 @@
+// CPU kernels of the attention family: rel_shift and the fused rel-pos softmax, forward and
+// backward.
+//
+// rel_shift's row i reads the contiguous slice [T-1-i, 2T-1-i) of its input row, so both
+// directions are row copies; the backward also zeroes the T-1 positions a row never reads.
+//
+// rel_pos_softmax follows the loops of softmax.cpp (PyTorch's order of operations: shift by the
+// max, exponentiate, sum, scale), with the scores (ac + bd_shifted) * scale formed in the output
+// row first: each input element is read once and the row stays in L1 between the passes. The
+// non-finite rules of ops::softmax therefore hold here too: exp(-inf) is exactly 0, and NaN, +inf
+// or an all -inf row makes the sum NaN. Every row is computed by one thread from its own data,
+// so the result does not depend on the thread count.
+#include "src/cpu/attention.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "src/core/parallel.hpp"
+#include "src/cpu/dtype_dispatch.hpp"
+#include "src/cpu/row_folds.hpp"
+#include "src/cpu/vec_math.hpp"
+
+namespace tse::cpu {
+namespace {
+
+using rows::row_dot;
+using rows::row_max;
+using rows::row_sum;
+
+/// Calls row(r, i) for every row r (query i = r % T), in parallel chunks of about
+/// kParallelGrain elements of work.
+template <typename Row>
+void for_each_row(const RelShape& s, int64_t work_per_row, const Row& row) {
+  using tse::detail::kParallelGrain;
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(work_per_row, 1));
+  tse::detail::parallel_for(0, s.rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) row(r, r % s.T);
+  });
+}
+
+/// The output row d (T values) scattered into the input-shaped row o (2T-1 values) for query i.
+template <typename T>
+void scatter_row(T* o, const T* d, int64_t n, int64_t i) {
+  const int64_t lead = n - 1 - i;  // positions [0, lead) and [lead + n, 2n - 1) are never read
+  std::fill(o, o + lead, T(0));
+  std::memcpy(o + lead, d, static_cast<size_t>(n) * sizeof(T));
+  std::fill(o + lead + n, o + 2 * n - 1, T(0));
+}
+
+template <typename T>
+void rel_shift_loops(const Tensor& out, const Tensor& x, const RelShape& s) {
+  const int64_t n = s.T, w = 2 * n - 1;
+  const T* xp = static_cast<const T*>(x.data_ptr());
+  T* op = static_cast<T*>(out.data_ptr());
+  for_each_row(s, n, [&](int64_t r, int64_t i) {
+    std::memcpy(op + r * n, xp + r * w + (n - 1 - i), static_cast<size_t>(n) * sizeof(T));
+  });
+}
+
+template <typename T>
+void rel_shift_backward_loops(const Tensor& grad_x, const Tensor& grad_out, const RelShape& s) {
+  const int64_t n = s.T, w = 2 * n - 1;
+  const T* gp = static_cast<const T*>(grad_out.data_ptr());
+  T* op = static_cast<T*>(grad_x.data_ptr());
+  for_each_row(s, w, [&](int64_t r, int64_t i) { scatter_row(op + r * w, gp + r * n, n, i); });
+}
+
+/// One row of the forward in four passes over the row: scores, max, exp (shifted), scale.
+template <typename T>
+void softmax_row(const T* a, const T* b, T* o, int64_t n, T c) {
+  for (int64_t j = 0; j < n; ++j) o[j] = (a[j] + b[j]) * c;
+  const T m = row_max(o, n);
+  for (int64_t j = 0; j < n; ++j) o[j] -= m;
+  vm::exp(o, o, n);
+  const T inv = T(1) / row_sum(o, n);
+  for (int64_t j = 0; j < n; ++j) o[j] *= inv;
+}
+
+#if defined(TSE_VEC_MATH)
+/// The float row in three passes (scores with their max, exp with its sum, scale): the compiler
+/// does not fuse a store with a fold on its own, and the row is read from memory only once. The
+/// max keeps max_op's rule (_mm256_max_ps returns its second operand when either is NaN, so NaN
+/// never wins), and the tail goes through the same vector exp on a padded copy, as vm::exp does.
+template <>
+void softmax_row<float>(const float* a, const float* b, float* o, int64_t n, float c) {
+  const __m256 vc = _mm256_set1_ps(c);
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 sc = _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j)), vc);
+    _mm256_storeu_ps(o + j, sc);
+    vmax = _mm256_max_ps(sc, vmax);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float m = lanes[0];
+  for (int l = 1; l < 8; ++l) m = rows::max_op(m, lanes[l]);
+  for (; j < n; ++j) {
+    o[j] = (a[j] + b[j]) * c;
+    m = rows::max_op(m, o[j]);
+  }
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 vsum = _mm256_setzero_ps();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(o + j), vm));
+    _mm256_storeu_ps(o + j, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  _mm256_store_ps(lanes, vsum);
+  float sum = 0;
+  for (int l = 0; l < 8; ++l) sum += lanes[l];
+  if (j < n) {
+    alignas(32) float buf[8] = {};
+    for (int64_t t = j; t < n; ++t) buf[t - j] = o[t] - m;
+    _mm256_store_ps(buf, _ZGVdN8v_expf(_mm256_load_ps(buf)));
+    for (int64_t t = j; t < n; ++t) sum += (o[t] = buf[t - j]);
+  }
+  const __m256 vinv = _mm256_set1_ps(1.0f / sum);
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, _mm256_mul_ps(_mm256_loadu_ps(o + j), vinv));
+  const float inv = 1.0f / sum;
+  for (; j < n; ++j) o[j] *= inv;
+}
+#endif
+
+template <typename T>
+void softmax_loops(const Tensor& y, const Tensor& ac, const Tensor& bd, double scale, const RelShape& s) {
+  const int64_t n = s.T, w = 2 * n - 1;
+  const T* ap = static_cast<const T*>(ac.data_ptr());
+  const T* bp = static_cast<const T*>(bd.data_ptr());
+  T* yp = static_cast<T*>(y.data_ptr());
+  const T c = static_cast<T>(scale);
+  for_each_row(s, 2 * n, [&](int64_t r, int64_t i) {
+    softmax_row<T>(ap + r * n, bp + r * w + (n - 1 - i), yp + r * n, n, c);
+  });
+}
+
+template <typename T>
+void softmax_backward_loops(const Tensor& grad_ac, const Tensor& grad_bd, const Tensor& grad_y, const Tensor& y,
+                            double scale, const RelShape& s) {
+  const int64_t n = s.T, w = 2 * n - 1;
+  const T* gp = static_cast<const T*>(grad_y.data_ptr());
+  const T* yp = static_cast<const T*>(y.data_ptr());
+  T* gap = grad_ac.defined() ? static_cast<T*>(grad_ac.data_ptr()) : nullptr;
+  T* gbp = grad_bd.defined() ? static_cast<T*>(grad_bd.data_ptr()) : nullptr;
+  const T c = static_cast<T>(scale);
+  for_each_row(s, 3 * n, [&](int64_t r, int64_t i) {
+    const T* g = gp + r * n;
+    const T* yr = yp + r * n;
+    const T dot = row_dot(g, yr, n);
+    // d goes straight into grad_ac's row when there is one, else into the middle of grad_bd's.
+    T* d = gap ? gap + r * n : gbp + r * w + (n - 1 - i);
+    for (int64_t j = 0; j < n; ++j) d[j] = yr[j] * (g[j] - dot) * c;
+    if (gbp) {
+      T* o = gbp + r * w;
+      if (gap) {
+        scatter_row(o, d, n, i);
+      } else {
+        std::fill(o, o + (n - 1 - i), T(0));
+        std::fill(o + (2 * n - 1 - i), o + w, T(0));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void rel_shift(const Tensor& out, const Tensor& x, const RelShape& s) {
+  if (out.numel() == 0) return;
+  dispatch_floating(out.dtype(), "rel_shift", [&]<typename T>() { rel_shift_loops<T>(out, x, s); });
+}
+
+void rel_shift_backward(const Tensor& grad_x, const Tensor& grad_out, const RelShape& s) {
+  if (grad_x.numel() == 0) return;
+  dispatch_floating(grad_x.dtype(), "rel_shift",
+                    [&]<typename T>() { rel_shift_backward_loops<T>(grad_x, grad_out, s); });
+}
+
+void rel_pos_softmax(const Tensor& y, const Tensor& ac, const Tensor& bd, double scale, const RelShape& s) {
+  if (y.numel() == 0) return;
+  dispatch_floating(y.dtype(), "rel_pos_softmax", [&]<typename T>() { softmax_loops<T>(y, ac, bd, scale, s); });
+}
+
+void rel_pos_softmax_backward(const Tensor& grad_ac, const Tensor& grad_bd, const Tensor& grad_y, const Tensor& y,
+                              double scale, const RelShape& s) {
+  if (y.numel() == 0) return;
+  dispatch_floating(y.dtype(), "rel_pos_softmax",
+                    [&]<typename T>() { softmax_backward_loops<T>(grad_ac, grad_bd, grad_y, y, scale, s); });
+}
+
+}  // namespace tse::cpu

@@ -1,0 +1,41 @@
+#pragma once
+// Internal kernel interface of the attention family (rel_shift, rel_pos_softmax). The op layer
+// has checked shapes and dtypes and made every operand contiguous: a (..., T, T) tensor is `rows`
+// rows of T elements and a (..., T, 2T-1) tensor `rows` rows of 2T-1, where row r is query
+// i = r % T of its (..., T) block.
+#include <cstdint>
+
+#include "tse/core/tensor.hpp"
+
+namespace tse {
+namespace detail {
+
+struct RelShape {
+  int64_t rows = 0;  // product of every dim but the last
+  int64_t T = 0;
+};
+
+/// out (rows, T)[r, j] = x (rows, 2T-1)[r, T-1-i+j], i = r % T.
+using RelShiftFn = void(const Tensor& out, const Tensor& x, const RelShape& s);
+/// grad_x (rows, 2T-1): grad_out (rows, T) scattered back to the positions rel_shift read, 0 elsewhere.
+using RelShiftBackwardFn = void(const Tensor& grad_x, const Tensor& grad_out, const RelShape& s);
+/// y = softmax((ac + rel_shift(bd)) * scale) along each row. y, ac (rows, T), bd (rows, 2T-1).
+using RelPosSoftmaxFn = void(const Tensor& y, const Tensor& ac, const Tensor& bd, double scale, const RelShape& s);
+/// d = scale * y * (g - sum(g * y)) per row; grad_ac = d (rows, T) and grad_bd (rows, 2T-1) = d
+/// scattered as in RelShiftBackwardFn. Either gradient may be undefined (not written).
+using RelPosSoftmaxBackwardFn = void(const Tensor& grad_ac, const Tensor& grad_bd, const Tensor& grad_y,
+                                     const Tensor& y, double scale, const RelShape& s);
+
+}  // namespace detail
+
+namespace cpu {
+using namespace detail;
+/// Row copies (each output row is one contiguous slice of its input row), parallel over rows.
+RelShiftFn rel_shift;
+RelShiftBackwardFn rel_shift_backward;
+/// Vectorised loops (libmvec exp for float32), parallel over rows, float32 and float64.
+RelPosSoftmaxFn rel_pos_softmax;
+RelPosSoftmaxBackwardFn rel_pos_softmax_backward;
+}  // namespace cpu
+
+}  // namespace tse
