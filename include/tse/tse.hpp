@@ -34,6 +34,7 @@
 #include "tse/core/storage.hpp"
 #include "tse/core/tensor.hpp"
 #include "tse/core/threading.hpp"
+#include "tse/io/safetensors.hpp"
 #include "tse/metrics/metrics.hpp"
 #include "tse/ops/activation.hpp"
 #include "tse/ops/conv.hpp"
