@@ -71,6 +71,7 @@ void bind_ops(py::module_& m, py::class_<Tensor>& cls);
 void bind_nn(py::module_& m, py::class_<Tensor>& cls);
 void bind_audio(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_io(py::module_& m);
 
 }  // namespace tse::python
 

@@ -14,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   tse::python::bind_nn(m, tensor);
   tse::python::bind_audio(m);
   tse::python::bind_metrics(m);
+  tse::python::bind_io(m);
 }
