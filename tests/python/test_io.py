@@ -4,6 +4,7 @@ name the file. The C++ suite (tests/cpp/test_safetensors.cpp) covers each valida
 
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -200,3 +201,25 @@ def test_save_errors_and_atomicity(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors"]
     with pytest.raises(RuntimeError, match="no_such_dir"):
         tio.save_safetensors(tmp_path / "no_such_dir" / "w.safetensors", {"w": tse.zeros(1)})
+
+
+def test_load_and_save_release_the_gil(tmp_path):
+    from test_gil import _long_call_window, _tick_rate
+
+    threads = tse.get_num_threads()
+    tse.set_num_threads(1)  # leave a core for the main thread
+    try:
+        weights = {"w": tse.ones(1 << 24)}  # 64 MiB
+        path = tmp_path / "big.safetensors"
+        calls = {
+            "save": lambda: tio.save_safetensors(path, weights),
+            "load": lambda: [tio.load_safetensors(path) for _ in range(4)],
+        }
+        tio.save_safetensors(path, weights)
+        for name, call in calls.items():
+            start, end, ticks = _long_call_window(call)
+            free = _tick_rate(*_long_call_window(lambda: time.sleep(end - start)))
+            # Holding the GIL leaves the main thread ~2% of its free rate (see test_gil.py).
+            assert _tick_rate(start, end, ticks) > 0.1 * free, name
+    finally:
+        tse.set_num_threads(threads)
