@@ -100,8 +100,8 @@ Tensor filled(const Shape& shape, F f) {
 
 fs::path golden_dir() {
   if (const char* env = std::getenv("TSE_GOLDEN_DIR")) return env;
-  // tests/cpp/ -> the repository -> its folder, where shared/ sits (as tests/python/golden.py).
-  return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "shared" / "golden";
+  // shared/ sits next to the repository (as tests/python/golden.py assumes).
+  return fs::path(TSE_SOURCE_DIR).parent_path() / "shared" / "golden";
 }
 
 }  // namespace
