@@ -495,3 +495,19 @@ TEST_CASE("safetensors accepts padded headers zero-size tensors and files withou
   CHECK_THROWS_AS(io::load_safetensors(dir.file("missing.safetensors")), IOError);
   CHECK_THROWS_AS(io::load_safetensors(dir.path.string()), IOError);
 }
+
+TEST_CASE("safetensors save rejects a CUDA tensor naming it") {
+  if (!cuda_is_available()) {
+    MESSAGE("TSE_SKIP: no CUDA GPU visible");
+    return;
+  }
+  TempDir dir;
+  std::string msg;
+  try {
+    io::save_safetensors(dir.file("g.safetensors"), {{"gpu.w", ops::ones({2}).to(Device::cuda(0))}});
+  } catch (const ValueError& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("tensor 'gpu.w' is on cuda:0") != std::string::npos);
+  CHECK(dir.listing().empty());
+}
