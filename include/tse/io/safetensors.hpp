@@ -5,8 +5,9 @@
 ///
 /// A file is an 8-byte little-endian header length N, N bytes of JSON naming each tensor's
 /// dtype, shape and byte range, then the raw little-endian C-order data. Loading never executes
-/// anything and never allocates more than the file's own size: malformed, truncated, overlapping
-/// or padded-with-extra-bytes files are rejected with an IOError naming the file and the rule.
+/// anything, and tensors are allocated only for bytes the file really holds (twice that for F16 /
+/// BF16 widened to f32): malformed, truncated, overlapping or padded-with-extra-bytes files are
+/// rejected with an IOError naming the file and the rule, before any tensor is allocated.
 /// Values are not checked (NaN/Inf load as they are).
 ///
 /// \code
