@@ -56,7 +56,7 @@ struct Case {
   bool compare = true;                   // false: the peer does other work (a model vs its GEMMs);
                                          // the gate then only requires a finite result
   bool micros = false;                   // report times per call in microseconds
-  std::function<std::string()> note;     // printed under the row (e.g. peak RSS)
+  std::function<std::string()> note{};   // printed under the row (e.g. peak RSS)
   std::function<Bench()> setup;
 };
 

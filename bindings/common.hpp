@@ -73,6 +73,7 @@ void bind_audio(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_modules(py::module_& m);
 void bind_models(py::module_& m);
+void bind_io(py::module_& m);
 
 }  // namespace tse::python
 

@@ -16,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
   tse::python::bind_metrics(m);
   tse::python::bind_modules(m);
   tse::python::bind_models(m);
+  tse::python::bind_io(m);
 }

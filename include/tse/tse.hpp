@@ -34,6 +34,7 @@
 #include "tse/core/storage.hpp"
 #include "tse/core/tensor.hpp"
 #include "tse/core/threading.hpp"
+#include "tse/io/safetensors.hpp"
 #include "tse/metrics/metrics.hpp"
 #include "tse/models/conformer_tse.hpp"
 #include "tse/models/query_encoder.hpp"

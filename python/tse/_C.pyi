@@ -597,6 +597,20 @@ class models:
         def index_of(self, label: str) -> builtins.int: ...
         def table(self) -> Tensor: ...
 
+class io:
+    """The submodule tse._C.io (wrapped by tse.io)."""
+
+    @staticmethod
+    def load_safetensors(path: str, half_to_f32: builtins.bool = False) -> dict[str, Tensor]: ...
+    @staticmethod
+    def save_safetensors(
+        path: str,
+        tensors: dict[str, Tensor] | Sequence[tuple[str, Tensor]],
+        metadata: dict[str, str] | None = None,
+    ) -> None: ...
+    @staticmethod
+    def metadata(path: str) -> dict[str, str]: ...
+
 class Tensor:
     """An n-dimensional array with autograd: a shared handle over storage + offset + sizes + strides."""
 

@@ -2,7 +2,6 @@
 #include "tse/audio/io.hpp"
 
 #include <sndfile.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "src/core/atomic_file.hpp"
 #include "src/ops/op_utils.hpp"
 #include "tse/audio/resample.hpp"
 #include "tse/core/error.hpp"
@@ -199,33 +199,24 @@ int64_t save(const std::string& path, const Tensor& x, int64_t sr, const std::st
       inter[static_cast<size_t>(i * C + c)] = v;
     }
 
-  // Write next to the destination, then rename: an existing file is replaced whole or not at all.
-  const std::filesystem::path dest(path);
-  const std::filesystem::path tmp = dest.parent_path() / ("." + dest.filename().string() + ".tmp" + std::to_string(::getpid()));
+  // Written through a temp file next to the destination, then renamed over it (AtomicFile): an
+  // existing file is replaced whole or not at all.
+  tse::detail::AtomicFile out(path, "audio.save");
   SF_INFO s{};
   s.samplerate = static_cast<int>(sr);
   s.channels = static_cast<int>(C);
   s.format = format;
   {
-    SndfilePtr f(sf_open(tmp.c_str(), SFM_WRITE, &s));
+    SndfilePtr f(sf_open_fd(out.fd(), SFM_WRITE, &s, SF_FALSE));  // SF_FALSE: AtomicFile closes the fd
     if (!f) throw IOError(str_cat("audio.save: cannot write '", path, "': ", sf_strerror(nullptr)));
     // PCM conversion: full scale is 1.0, and libsndfile's own clipping saturates instead of wrapping.
     sf_command(f.get(), SFC_SET_CLIPPING, nullptr, SF_TRUE);
     const sf_count_t put = sf_writef_float(f.get(), inter.data(), N);
-    if (put != N) {
-      const std::string err = sf_strerror(f.get());
-      f.reset();
-      std::filesystem::remove(tmp);
-      throw IOError(str_cat("audio.save: writing '", path, "' failed after ", put, " of ", N, " frames: ", err));
-    }
-    sf_write_sync(f.get());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, dest, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw IOError(str_cat("audio.save: cannot move the written file into place at '", path, "': ", ec.message()));
-  }
+    if (put != N)
+      throw IOError(str_cat("audio.save: writing '", path, "' failed after ", put, " of ", N, " frames: ",
+                            sf_strerror(f.get())));
+  }  // sf_close writes the final header fields
+  out.commit();
   return clipped;
 }
 

@@ -13,9 +13,13 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
-std::string list_keys(const std::vector<std::string>& keys, size_t limit = 20) {
+// "a", "b", ... (quote: false for entries that are already formatted).
+std::string list_keys(const std::vector<std::string>& keys, bool quote = true, size_t limit = 20) {
   std::ostringstream os;
-  for (size_t i = 0; i < keys.size() && i < limit; ++i) os << (i ? ", " : "") << '"' << keys[i] << '"';
+  for (size_t i = 0; i < keys.size() && i < limit; ++i) {
+    os << (i ? ", " : "");
+    if (quote) os << '"' << keys[i] << '"'; else os << keys[i];
+  }
   if (keys.size() > limit) os << ", ... (" << keys.size() - limit << " more)";
   return os.str();
 }
@@ -152,7 +156,7 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
   });
 
   LoadResult result;
-  std::vector<std::string> mismatched;
+  std::map<std::string, std::string> problems;  // key -> what is wrong with it
   std::set<std::string> seen;
   for (const auto& [name, t] : state) {
     TSE_CHECK(seen.insert(name).second, type_name(), ".load_state_dict: key \"", name, "\" appears twice");
@@ -164,19 +168,21 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
     TSE_CHECK(t.defined(), type_name(), ".load_state_dict: tensor for \"", name, "\" is undefined");
     const Tensor& dst = *it->second.slot;
     if (t.sizes() != dst.sizes())
-      mismatched.push_back(name + ": checkpoint " + t.shape_str() + " vs model " + dst.shape_str());
+      problems[name] = "checkpoint " + t.shape_str() + " vs model " + dst.shape_str();
     else if (is_floating(dst.dtype()) != is_floating(t.dtype()))
-      mismatched.push_back(name + ": checkpoint dtype " + std::string(dtype_name(t.dtype())) + " vs model " +
-                           std::string(dtype_name(dst.dtype())));
+      problems[name] = std::string("checkpoint dtype ") + dtype_name(t.dtype()) + " vs model " + dtype_name(dst.dtype());
   }
-  for (const auto& name : order)
+  std::vector<std::string> mismatched;  // in the model's order, as the missing keys
+  for (const auto& name : order) {
+    if (auto p = problems.find(name); p != problems.end()) mismatched.push_back("\"" + name + "\": " + p->second);
     if (!seen.count(name) && !targets[name].optional) result.missing_keys.push_back(name);
+  }
 
   const bool fail = !mismatched.empty() || (strict && (!result.missing_keys.empty() || !result.unexpected_keys.empty()));
   if (fail) {
     std::ostringstream os;
     os << type_name() << ".load_state_dict: error(s) loading the state dict:";
-    if (!mismatched.empty()) os << "\n  size mismatch for " << list_keys(mismatched);
+    if (!mismatched.empty()) os << "\n  size mismatch for " << list_keys(mismatched, false);
     if (strict && !result.missing_keys.empty()) os << "\n  missing keys: " << list_keys(result.missing_keys);
     if (strict && !result.unexpected_keys.empty()) os << "\n  unexpected keys: " << list_keys(result.unexpected_keys);
     throw ValueError(os.str());

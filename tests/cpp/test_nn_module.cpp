@@ -110,7 +110,7 @@ TEST_CASE("load_state_dict copies in place and lists every bad key") {
   bad.emplace_back("fc.extra", ops::zeros({1}));     // unexpected
   bad[0].second = ops::zeros({4});                   // scale mis-shaped (3 expected)
   const std::string msg = thrown_message<ValueError>([&] { c->load_state_dict(bad); });
-  CHECK(contains(msg, "size mismatch for \"scale: checkpoint [4] vs model [3]\""));
+  CHECK(contains(msg, "size mismatch for \"scale\": checkpoint [4] vs model [3]"));
   CHECK(contains(msg, "missing keys: \"fc.bias\""));
   CHECK(contains(msg, "unexpected keys: \"fc.extra\""));
   CHECK(max_abs_diff(c->fc->weight, before) == 0.0);

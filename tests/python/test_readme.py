@@ -15,3 +15,4 @@ def test_python_quickstart_runs():
     w, y = namespace["w"], namespace["y"]
     assert tuple(y.shape) == (1, 1, 1024, 64)
     assert w.grad is not None and tuple(w.grad.shape) == (8,)
+    assert list(namespace["weights"]) == ["x", "w"]  # file order: float64 before float32

@@ -17,7 +17,7 @@
 
 namespace tse::models {
 
-struct ConformerTSEConfig {
+struct TSE_API ConformerTSEConfig {
   int64_t sample_rate = 32000;  // what the model is trained at (the caller resamples)
   int64_t n_fft = 1024;         // 32 ms Hann window at 32 kHz
   int64_t hop_length = 512;     // 16 ms

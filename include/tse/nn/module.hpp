@@ -108,7 +108,7 @@ class TSE_API Module {
     return child;
   }
   /// Called by train(): a module with per-mode state may override it (call the base).
-  virtual void on_train(bool on) {}
+  virtual void on_train(bool /*on*/) {}
 
  private:
   struct Slot {
