@@ -14,10 +14,10 @@ def test_linear_matches_numpy_and_names(rng):
     assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
     assert lin.weight.shape == (3, 5) and lin.weight.requires_grad
     x = rng.standard_normal((4, 5)).astype(np.float32)
-    y = lin(tse.from_numpy(x)).numpy()
-    np.testing.assert_allclose(y, x @ lin.weight.numpy().T + lin.bias.numpy(), rtol=1e-5, atol=1e-6)
+    y = lin(tse.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(y, x @ lin.weight.detach().numpy().T + lin.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
     bound = 1 / np.sqrt(5)
-    assert np.all(np.abs(lin.weight.numpy()) <= bound)
+    assert np.all(np.abs(lin.weight.detach().numpy()) <= bound)
     assert "Linear(in_features=5, out_features=3, bias=True)" in repr(lin)
 
 
@@ -30,7 +30,7 @@ def test_state_dict_round_trip_and_strict_errors():
     assert list(sd)[:3] == ["self_attn.pos_bias_u", "self_attn.pos_bias_v", "self_attn.linear_q.weight"]
     assert "conv_module.norm.weight" in sd and "norm_final.bias" in sd
     b.load_state_dict(sd)
-    np.testing.assert_array_equal(b.state_dict()["feed_forward.w_1.weight"].numpy(), sd["feed_forward.w_1.weight"].numpy())
+    np.testing.assert_array_equal(b.state_dict()["feed_forward.w_1.weight"].detach().numpy(), sd["feed_forward.w_1.weight"].detach().numpy())
 
     bad = dict(sd)
     del bad["norm_ff.bias"]
@@ -69,13 +69,13 @@ def test_modes_dtype_and_zero_grad():
 def test_golden_conformer_layer_through_python():
     g, meta = load("conformer/conformer_layer_gn.safetensors")
     layer = tse.nn.ConformerLayer(d_model=64, n_head=4, ffn_dim=256, conv_kernel=33, dtype=tse.float64)
-    params = {k: tse.from_numpy(np.ascontiguousarray(v)) for k, v in g.items()
+    params = {k: tse.tensor(v) for k, v in g.items()
               if not k.startswith(("input.", "output", "grad", "const."))}
     layer.load_state_dict(params)
     layer.eval()
     x = tse.from_numpy(g["input.x"].astype(np.float64))
     pos = tse.from_numpy(g["input.pos_emb"].astype(np.float64))
-    assert rel_to_peak(layer(x, pos).numpy(), g["output.out"]) <= 1e-10
+    assert rel_to_peak(layer(x, pos).detach().numpy(), g["output.out"]) <= 1e-10
 
 
 def test_conformer_tse_paper_size_and_config():
@@ -104,7 +104,7 @@ def test_conformer_tse_forward_separate_and_bad_inputs(rng):
     one = model.separate(mix[0], q[0])
     assert one.shape == (1000,)
     model.eval()
-    np.testing.assert_allclose(one.numpy(), model(mix, q)[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one.detach().numpy(), model(mix, q)[0].detach().numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="empty audio"):
         model(tse.zeros(1, 0), q[:1])
     with pytest.raises(ValueError, match="NaN or Inf"):
@@ -119,9 +119,9 @@ def test_label_query_encoder():
     enc = tse.models.LabelQueryEncoder(["cat", "piano"], dim=16, seed=3)
     e = enc.encode_text("piano")
     assert e.shape == (16,)
-    np.testing.assert_allclose(np.linalg.norm(e.numpy()), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(e.detach().numpy()), 1.0, rtol=1e-6)
     both = enc.encode_text(["cat", "piano"])
-    np.testing.assert_array_equal(both[1].numpy(), e.numpy())
+    np.testing.assert_array_equal(both[1].detach().numpy(), e.detach().numpy())
     with pytest.raises(ValueError, match='unknown label "dog"'):
         enc.encode_text("dog")
     assert enc.vocabulary == ["cat", "piano"] and enc.embedding_dim == 16
