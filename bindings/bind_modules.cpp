@@ -275,6 +275,27 @@ void bind_modules(py::module_& parent) {
       .def("forward", film_call, py::arg("input"), py::arg("cond"))
       .def("__call__", film_call, py::arg("input"), py::arg("cond"));
 
+  // ---- losses -------------------------------------------------------------------------------
+  auto clapsep_call = [](const nn::CLAPSepLoss& self, const Tensor& est, const Tensor& ref) {
+    py::gil_scoped_release nogil;
+    return self.forward(est, ref);
+  };
+  auto neg_call = [](const nn::NegSISDR& self, const Tensor& est, const Tensor& ref) {
+    py::gil_scoped_release nogil;
+    return self.forward(est, ref);
+  };
+  py::class_<nn::CLAPSepLoss, nn::Module, std::shared_ptr<nn::CLAPSepLoss>>(m, "CLAPSepLoss")
+      .def(py::init<>())
+      .def("forward", clapsep_call, py::arg("estimate"), py::arg("reference"))
+      .def("__call__", clapsep_call, py::arg("estimate"), py::arg("reference"));
+  py::class_<nn::NegSISDR, nn::Module, std::shared_ptr<nn::NegSISDR>>(m, "NegSISDR")
+      .def(py::init([](bool zero_mean, std::optional<double> eps) {
+             return std::make_shared<nn::NegSISDR>(zero_mean, eps.value_or(-1.0));
+           }),
+           py::arg("zero_mean") = false, py::arg("eps") = py::none())
+      .def("forward", neg_call, py::arg("estimate"), py::arg("reference"))
+      .def("__call__", neg_call, py::arg("estimate"), py::arg("reference"));
+
   // ---- Conformer blocks ------------------------------------------------------------------
   auto pe_call = [](const nn::RelPositionalEncoding& self, const Tensor& x) {
     py::gil_scoped_release nogil;

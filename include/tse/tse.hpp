@@ -41,6 +41,7 @@
 #include "tse/nn/conformer.hpp"
 #include "tse/nn/init.hpp"
 #include "tse/nn/layers.hpp"
+#include "tse/nn/loss.hpp"
 #include "tse/nn/module.hpp"
 #include "tse/ops/activation.hpp"
 #include "tse/ops/attention.hpp"

@@ -6,7 +6,9 @@
 
 #include "tests/cpp/gradcheck.hpp"
 #include "tests/cpp/reference.hpp"
+#include "tse/metrics/metrics.hpp"
 #include "tse/nn/layers.hpp"
+#include "tse/nn/loss.hpp"
 #include "tse/nn/module.hpp"
 
 using namespace tse;
@@ -327,4 +329,19 @@ TEST_CASE("Layer gradchecks in float64") {
     CHECK_GRADCHECK_MODULE(tensors_of(m.named_parameters()), [&](auto& in) { return m(in[0], in[1]); },
                                      {leaf({2, 3, 4}), leaf({2, 3}, -1, 1, 9)});
   }
+}
+
+TEST_CASE("Loss modules equal the metric functions and train the estimate") {
+  manual_seed(31);
+  Tensor ref = ops::randn({2, 400});
+  Tensor est = ops::add(ref, ops::mul(ops::randn({2, 400}), 0.3)).requires_grad_();
+  nn::CLAPSepLoss clapsep;
+  nn::NegSISDR neg;
+  CHECK(max_abs_diff(clapsep(est, ref), metrics::clapsep_loss(est, ref)) == 0.0);
+  CHECK(max_abs_diff(neg(est, ref), metrics::neg_si_sdr(est, ref)) == 0.0);
+  // -SI-SDR is the negated mean of the per-item SI-SDR.
+  CHECK(ops::to_vector(neg(est, ref))[0] == doctest::Approx(-ops::to_vector(ops::mean(metrics::si_sdr(est, ref)))[0]));
+  neg(est, ref).backward();
+  CHECK(est.grad().defined());
+  CHECK(nn::NegSISDR(true).extra_repr() == "zero_mean=True, eps=-1");
 }

@@ -125,3 +125,13 @@ def test_label_query_encoder():
     with pytest.raises(ValueError, match='unknown label "dog"'):
         enc.encode_text("dog")
     assert enc.vocabulary == ["cat", "piano"] and enc.embedding_dim == 16
+
+
+def test_loss_modules(rng):
+    ref = tse.from_numpy(rng.standard_normal((2, 400)).astype(np.float32))
+    est = (ref + 0.3 * tse.randn(2, 400)).requires_grad_()
+    loss = tse.nn.NegSISDR()(est, ref)
+    np.testing.assert_allclose(loss.item(), -tse.metrics.si_sdr(est, ref).mean().item(), rtol=1e-6)
+    loss.backward()
+    assert est.grad is not None
+    np.testing.assert_allclose(tse.nn.CLAPSepLoss()(est, ref).item(), tse.metrics.clapsep_loss(est, ref).item())

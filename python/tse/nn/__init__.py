@@ -10,6 +10,7 @@ The ESPnet Conformer blocks (``RelPositionalEncoding``, ``RelPositionMultiHeaded
 from .._C.nn import (
     BatchNorm1d,
     BatchNorm2d,
+    CLAPSepLoss,
     ConditioningBlock,
     ConformerLayer,
     Conv1d,
@@ -25,6 +26,7 @@ from .._C.nn import (
     Linear,
     Module,
     ModuleList,
+    NegSISDR,
     PositionwiseFeedForward,
     RelPositionalEncoding,
     RelPositionMultiHeadedAttention,
@@ -35,6 +37,7 @@ from . import functional
 __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
+    "CLAPSepLoss",
     "ConditioningBlock",
     "ConformerLayer",
     "Conv1d",
@@ -50,6 +53,7 @@ __all__ = [
     "Linear",
     "Module",
     "ModuleList",
+    "NegSISDR",
     "PositionwiseFeedForward",
     "RelPositionalEncoding",
     "RelPositionMultiHeadedAttention",
