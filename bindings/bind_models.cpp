@@ -54,6 +54,22 @@ void bind_models(py::module_& parent) {
           },
           py::arg("mixture"), py::arg("query"))
       .def("metadata", &models::ConformerTSE::metadata)
+      .def(
+          "save",
+          [](const models::ConformerTSE& self, const py::object& path) {
+            const std::string p = py::str(py::module_::import("os").attr("fspath")(path));
+            py::gil_scoped_release nogil;
+            self.save(p);
+          },
+          py::arg("path"), "state_dict() and metadata() to a safetensors file (atomic)")
+      .def_static(
+          "load",
+          [](const py::object& path, std::optional<DType> dtype) {
+            const std::string p = py::str(py::module_::import("os").attr("fspath")(path));
+            py::gil_scoped_release nogil;
+            return models::ConformerTSE::load(p, dtype.value_or(DType::f32));
+          },
+          py::arg("path"), py::arg("dtype") = py::none(), "the model a file written by save() describes")
       .def_readonly("embed", &models::ConformerTSE::embed)
       .def_readonly("encoders", &models::ConformerTSE::encoders)
       .def_readonly("cond_blocks", &models::ConformerTSE::cond_blocks)

@@ -275,6 +275,68 @@ void bind_modules(py::module_& parent) {
       .def("forward", film_call, py::arg("input"), py::arg("cond"))
       .def("__call__", film_call, py::arg("input"), py::arg("cond"));
 
+  // ---- audio front-end ---------------------------------------------------------------------
+  auto stft_options = [](int64_t n_fft, std::optional<int64_t> hop, std::optional<int64_t> win, const std::string& window,
+                         bool center, const std::string& pad_mode) {
+    return audio::StftOptions{.n_fft = n_fft, .hop_length = hop.value_or(0), .win_length = win.value_or(0),
+                              .window = window, .center = center, .pad_mode = pad_mode};
+  };
+  auto stft_fwd = [](const nn::STFT& self, const Tensor& x) {
+    py::gil_scoped_release nogil;
+    return self.forward(x);
+  };
+  py::class_<nn::STFT, nn::Module, std::shared_ptr<nn::STFT>>(m, "STFT")
+      .def(py::init([stft_options](int64_t n_fft, std::optional<int64_t> hop, std::optional<int64_t> win,
+                                   const std::string& window, bool center, const std::string& pad_mode) {
+             return std::make_shared<nn::STFT>(stft_options(n_fft, hop, win, window, center, pad_mode));
+           }),
+           py::arg("n_fft") = 1024, py::arg("hop_length") = py::none(), py::arg("win_length") = py::none(),
+           py::arg("window") = "hann", py::arg("center") = true, py::arg("pad_mode") = "reflect")
+      .def("forward", stft_fwd, py::arg("input"))
+      .def("__call__", stft_fwd, py::arg("input"));
+  auto istft_fwd = [](const nn::ISTFT& self, const Tensor& spec, std::optional<int64_t> length) {
+    py::gil_scoped_release nogil;
+    return self.forward(spec, length.value_or(-1));
+  };
+  py::class_<nn::ISTFT, nn::Module, std::shared_ptr<nn::ISTFT>>(m, "ISTFT")
+      .def(py::init([stft_options](int64_t n_fft, std::optional<int64_t> hop, std::optional<int64_t> win,
+                                   const std::string& window, bool center) {
+             return std::make_shared<nn::ISTFT>(stft_options(n_fft, hop, win, window, center, "reflect"));
+           }),
+           py::arg("n_fft") = 1024, py::arg("hop_length") = py::none(), py::arg("win_length") = py::none(),
+           py::arg("window") = "hann", py::arg("center") = true)
+      .def("forward", istft_fwd, py::arg("input"), py::arg("length") = py::none())
+      .def("__call__", istft_fwd, py::arg("input"), py::arg("length") = py::none());
+  auto logmel = py::class_<nn::LogMel, nn::Module, std::shared_ptr<nn::LogMel>>(m, "LogMel")
+                    .def(py::init([stft_options](double sr, int64_t n_fft, std::optional<int64_t> hop,
+                                                 std::optional<int64_t> win, const std::string& window, bool center,
+                                                 const std::string& pad_mode, int64_t n_mels, double fmin,
+                                                 std::optional<double> fmax, double power, bool htk,
+                                                 const std::string& norm, double amin, double ref,
+                                                 std::optional<double> top_db, std::optional<DType> dt) {
+                           return std::make_shared<nn::LogMel>(nn::LogMelOptions{
+                               .sample_rate = sr,
+                               .stft = stft_options(n_fft, hop, win, window, center, pad_mode),
+                               .n_mels = n_mels,
+                               .fmin = fmin,
+                               .fmax = fmax.value_or(-1.0),
+                               .power = power,
+                               .htk = htk,
+                               .norm = norm,
+                               .amin = amin,
+                               .ref = ref,
+                               .top_db = top_db.value_or(-1.0),
+                               .dtype = dtype_arg(dt)});
+                         }),
+                         py::arg("sample_rate") = 32000, py::arg("n_fft") = 1024, py::arg("hop_length") = py::none(),
+                         py::arg("win_length") = py::none(), py::arg("window") = "hann", py::arg("center") = true,
+                         py::arg("pad_mode") = "reflect", py::arg("n_mels") = 64, py::arg("fmin") = 0.0,
+                         py::arg("fmax") = py::none(), py::arg("power") = 2.0, py::arg("htk") = false,
+                         py::arg("norm") = "slaney", py::arg("amin") = 1e-10, py::arg("ref") = 1.0,
+                         py::arg("top_db") = py::none(), py::arg("dtype") = py::none())
+                    .def_readonly("filterbank", &nn::LogMel::filterbank);
+  def_forward1<nn::LogMel>(logmel);
+
   // ---- losses -------------------------------------------------------------------------------
   auto clapsep_call = [](const nn::CLAPSepLoss& self, const Tensor& est, const Tensor& ref) {
     py::gil_scoped_release nogil;

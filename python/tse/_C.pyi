@@ -1,6 +1,7 @@
 # Type stubs for the extension module tse._C (bindings/*.cpp), written by hand and kept
 # complete by tests/python/test_stubs.py.
 import builtins
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
@@ -501,6 +502,56 @@ class nn:
         def forward(self, input: Tensor, cond: Tensor) -> Tensor: ...
         def __call__(self, input: Tensor, cond: Tensor) -> Tensor: ...
 
+    class STFT(Module):
+        def __init__(
+            self,
+            n_fft: builtins.int = 1024,
+            hop_length: builtins.int | None = None,
+            win_length: builtins.int | None = None,
+            window: str = "hann",
+            center: builtins.bool = True,
+            pad_mode: str = "reflect",
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class ISTFT(Module):
+        def __init__(
+            self,
+            n_fft: builtins.int = 1024,
+            hop_length: builtins.int | None = None,
+            win_length: builtins.int | None = None,
+            window: str = "hann",
+            center: builtins.bool = True,
+        ) -> None: ...
+        def forward(self, input: Tensor, length: builtins.int | None = None) -> Tensor: ...
+        def __call__(self, input: Tensor, length: builtins.int | None = None) -> Tensor: ...
+
+    class LogMel(Module):
+        filterbank: Tensor
+        def __init__(
+            self,
+            sample_rate: builtins.float = 32000,
+            n_fft: builtins.int = 1024,
+            hop_length: builtins.int | None = None,
+            win_length: builtins.int | None = None,
+            window: str = "hann",
+            center: builtins.bool = True,
+            pad_mode: str = "reflect",
+            n_mels: builtins.int = 64,
+            fmin: builtins.float = 0.0,
+            fmax: builtins.float | None = None,
+            power: builtins.float = 2.0,
+            htk: builtins.bool = False,
+            norm: str = "slaney",
+            amin: builtins.float = 1e-10,
+            ref: builtins.float = 1.0,
+            top_db: builtins.float | None = None,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
     class CLAPSepLoss(Module):
         def __init__(self) -> None: ...
         def forward(self, estimate: Tensor, reference: Tensor) -> Tensor: ...
@@ -596,6 +647,9 @@ class models:
         def estimate_mask(self, magnitude: Tensor, query: Tensor) -> Tensor: ...
         def separate(self, mixture: Tensor, query: Tensor) -> Tensor: ...
         def metadata(self) -> dict[str, str]: ...
+        def save(self, path: str | os.PathLike[str]) -> None: ...
+        @staticmethod
+        def load(path: str | os.PathLike[str], dtype: _DTypeLike | None = None) -> models.ConformerTSE: ...
 
     class LabelQueryEncoder:
         def __init__(self, vocabulary: Sequence[str], dim: builtins.int = 512, seed: builtins.int = 0) -> None: ...

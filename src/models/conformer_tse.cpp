@@ -8,6 +8,7 @@
 #include "tse/audio/stft.hpp"
 #include "tse/autograd/grad_mode.hpp"
 #include "tse/core/error.hpp"
+#include "tse/io/safetensors.hpp"
 #include "tse/ops/activation.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/reduction.hpp"
@@ -270,6 +271,28 @@ std::map<std::string, std::string> ConformerTSE::metadata() const {
           {"sample_rate", std::to_string(config_.sample_rate)},
           {"stft", stft.dump()},
           {"format_version", kFormatVersion}};
+}
+
+void ConformerTSE::save(const std::string& path) const { io::save_safetensors(path, state_dict(), metadata()); }
+
+std::shared_ptr<ConformerTSE> ConformerTSE::load(const std::string& path, DType dtype) {
+  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  const auto& meta = file.metadata();
+  auto field = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    TSE_CHECK(it != meta.end(), "ConformerTSE.load: '", path, "' has no \"", key,
+              "\" metadata (not written by ConformerTSE.save?)");
+    return it->second;
+  };
+  TSE_CHECK(field("model_type") == "ConformerTSE", "ConformerTSE.load: '", path, "' holds a ", field("model_type"),
+            ", not a ConformerTSE");
+  TSE_CHECK(field("format_version") == kFormatVersion, "ConformerTSE.load: '", path, "' has format version ",
+            field("format_version"), "; this libtse reads version ", kFormatVersion);
+  auto model = std::make_shared<ConformerTSE>(ConformerTSEConfig::from_json(field("config")), dtype);
+  nn::NamedTensors state;
+  for (const auto& name : file.names()) state.emplace_back(name, file.tensor(name, /*half_to_f32=*/true));
+  model->load_state_dict(state);
+  return model;
 }
 
 }  // namespace tse::models

@@ -246,6 +246,17 @@ TEST_CASE("ConformerTSE state_dict round trip through safetensors with metadata"
   a.eval(), b.eval();
   Tensor mix = ops::randn({2, 64}), q = ops::randn({2, 4});
   CHECK(tse::test::allclose(a.forward(mix, q), b.forward(mix, q), 0, 0));
+  // save() / load(): the config travels in the metadata.
+  const std::string path2 = (dir / "model2.safetensors").string();
+  a.save(path2);
+  auto reloaded = models::ConformerTSE::load(path2);
+  CHECK(reloaded->config().to_json() == a.config().to_json());
+  reloaded->eval();
+  CHECK(tse::test::allclose(reloaded->forward(mix, q), a.forward(mix, q), 0, 0));
+  io::save_safetensors(path2, a.state_dict(), {{"model_type", "CLAPSep"}, {"format_version", "1"}});
+  CHECK(contains(thrown_message<ValueError>([&] { models::ConformerTSE::load(path2); }), "holds a CLAPSep"));
+  io::save_safetensors(path2, a.state_dict());
+  CHECK(contains(thrown_message<ValueError>([&] { models::ConformerTSE::load(path2); }), "no \"model_type\" metadata"));
   // A checkpoint of another config fails with the mismatching names.
   auto other_cfg = tiny_config();
   other_cfg.d_model = 12;

@@ -6,7 +6,9 @@
 
 #include "tests/cpp/gradcheck.hpp"
 #include "tests/cpp/reference.hpp"
+#include "tse/audio/spectral.hpp"
 #include "tse/metrics/metrics.hpp"
+#include "tse/nn/audio.hpp"
 #include "tse/nn/layers.hpp"
 #include "tse/nn/loss.hpp"
 #include "tse/nn/module.hpp"
@@ -344,4 +346,29 @@ TEST_CASE("Loss modules equal the metric functions and train the estimate") {
   neg(est, ref).backward();
   CHECK(est.grad().defined());
   CHECK(nn::NegSISDR(true).extra_repr() == "zero_mean=True, eps=-1");
+}
+
+TEST_CASE("STFT, ISTFT and LogMel modules match the audio functions") {
+  manual_seed(41);
+  Tensor x = ops::randn({2, 4800});
+  const audio::StftOptions so{.n_fft = 512, .hop_length = 128};
+  nn::STFT stft(so);
+  nn::ISTFT istft(so);
+  Tensor spec = stft(x);
+  CHECK(max_abs_diff(spec, audio::stft(x, so)) == 0.0);
+  CHECK(max_abs_diff(istft(spec, 4800), x) < 1e-5);
+  CHECK(stft.named_parameters().empty());
+  // The HTSAT front-end configuration reproduces clap_logmel (frames and mels swapped).
+  nn::LogMel mel({.sample_rate = 48000, .stft = {.n_fft = 1024, .hop_length = 480}, .n_mels = 64, .fmin = 50, .fmax = 14000});
+  Tensor w48 = ops::mul(ops::randn({1, 48000}), 0.1);
+  Tensor ours = mel(w48).transpose(-1, -2);
+  Tensor ref = audio::clap_logmel(w48);
+  CHECK(ours.sizes() == ref.sizes());
+  CHECK(max_abs_diff(ours, ref) < 1e-3);  // dB values of order 10-100
+  CHECK(mel.state_dict().empty());        // the filterbank is derived, never saved
+  CHECK(mel.named_buffers().size() == 1);
+  CHECK(contains(thrown_message<ValueError>([] { nn::STFT({.n_fft = 512, .win_length = 600}); }), "win_length"));
+  // f64 gradcheck of the whole front-end on a short clip.
+  nn::LogMel small({.sample_rate = 8000, .stft = {.n_fft = 32, .hop_length = 16}, .n_mels = 4, .dtype = DType::f64});
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return small(in[0]); }, {tse::test::leaf({1, 64}, 0.2, 1.0)});
 }

@@ -135,3 +135,19 @@ def test_loss_modules(rng):
     loss.backward()
     assert est.grad is not None
     np.testing.assert_allclose(tse.nn.CLAPSepLoss()(est, ref).item(), tse.metrics.clapsep_loss(est, ref).item())
+
+
+def test_conformer_tse_save_and_load(tmp_path):
+    tse.manual_seed(5)
+    model = tse.models.ConformerTSE(n_fft=64, hop_length=32, num_layers=1, d_model=16, num_heads=2, ffn_dim=32,
+                                    conv_kernel=5, conv_norm_groups=4, query_dim=6)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    back = tse.models.ConformerTSE.load(path)
+    assert back.config == model.config
+    mix, q = tse.randn(1, 800), tse.randn(1, 6)
+    np.testing.assert_array_equal(back.separate(mix, q).numpy(), model.separate(mix, q).numpy())
+    assert tse.io.metadata(str(path))["model_type"] == "ConformerTSE"
+    tse.io.save_safetensors(str(path), model.state_dict())
+    with pytest.raises(ValueError, match="model_type"):
+        tse.models.ConformerTSE.load(path)

@@ -70,6 +70,12 @@ class TSE_API ConformerTSE : public nn::Module {
 
   const ConformerTSEConfig& config() const { return config_; }
 
+  /// Writes state_dict() and metadata() to a safetensors file, atomically.
+  void save(const std::string& path) const;
+  /// A model built from the config in a file written by save() and loaded strictly. ValueError
+  /// when the file holds another model type or format version, or its tensors do not fit.
+  static std::shared_ptr<ConformerTSE> load(const std::string& path, DType dtype = DType::f32);
+
   std::shared_ptr<nn::ModuleList> embed;  // 0: Linear(F -> D), 1: LayerNorm(D, eps 1e-5)
   std::shared_ptr<nn::RelPositionalEncoding> pos_enc;
   std::shared_ptr<nn::ModuleList> encoders;     // ConformerLayer x num_layers

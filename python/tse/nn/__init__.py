@@ -22,7 +22,9 @@ from .._C.nn import (
     GELU,
     GLU,
     GroupNorm,
+    ISTFT,
     LayerNorm,
+    LogMel,
     Linear,
     Module,
     ModuleList,
@@ -31,6 +33,7 @@ from .._C.nn import (
     RelPositionalEncoding,
     RelPositionMultiHeadedAttention,
     SiLU,
+    STFT,
 )
 from . import functional
 
@@ -49,7 +52,9 @@ __all__ = [
     "GELU",
     "GLU",
     "GroupNorm",
+    "ISTFT",
     "LayerNorm",
+    "LogMel",
     "Linear",
     "Module",
     "ModuleList",
@@ -58,5 +63,6 @@ __all__ = [
     "RelPositionalEncoding",
     "RelPositionMultiHeadedAttention",
     "SiLU",
+    "STFT",
     "functional",
 ]
