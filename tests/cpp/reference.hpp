@@ -1,5 +1,8 @@
 #pragma once
-// Index helpers for the naive float64 references the tests are written against.
+// Index helpers for the naive float64 references the tests are written against, and the
+// thread-count invariance check of the parallel kernels.
+#include <doctest/doctest.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -44,5 +47,27 @@ std::string thrown_message(F&& f) {
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+/// Runs f (returning the tensors to compare) at 1, 2 and 3 threads and checks that every tensor
+/// has the same bits as at 1 thread: 2 and 3 threads split the work unevenly, where a kernel that
+/// reduces across its chunks would round differently. Restores the thread count.
+template <typename F>
+void check_same_bits_across_threads(F&& f) {
+  struct Restore {
+    int threads = get_num_threads();
+    ~Restore() { set_num_threads(threads); }
+  } restore;
+  std::vector<std::vector<std::vector<double>>> runs;
+  for (int n : {1, 2, 3}) {
+    set_num_threads(n);
+    std::vector<std::vector<double>> outs;
+    for (const Tensor& t : f()) outs.push_back(ops::to_vector(t));
+    runs.push_back(std::move(outs));
+  }
+  for (size_t n = 1; n < runs.size(); ++n) {
+    REQUIRE(runs[n].size() == runs[0].size());
+    for (size_t i = 0; i < runs[0].size(); ++i) CHECK_MESSAGE(runs[n][i] == runs[0][i], "output ", i, " at ", n + 1, " threads");
+  }
+}
 
 }  // namespace tse::test

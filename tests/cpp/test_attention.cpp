@@ -262,22 +262,11 @@ TEST_CASE("rel_pos_softmax gives the same bits whatever the thread count splits"
   const Tensor ac = leaf({3, 101, 101}, -4, 4, 12).detach().to(DType::f32).requires_grad_();
   const Tensor bd = leaf({3, 101, 201}, -4, 4, 13).detach().to(DType::f32).requires_grad_();
   const Tensor g = leaf({3, 101, 101}, -1, 1, 14).detach().to(DType::f32);
-  const int threads = get_num_threads();
-  std::vector<std::vector<double>> ys, gas, gbs;
-  for (int n : {1, 2, 3}) {
-    set_num_threads(n);
+  tse::test::check_same_bits_across_threads([&] {
     const Tensor y = ops::rel_pos_softmax(ac, bd, 0.125);
     const auto gr = autograd::grad({y}, {ac, bd}, {g});
-    ys.push_back(values(y));
-    gas.push_back(values(gr[0]));
-    gbs.push_back(values(gr[1]));
-  }
-  set_num_threads(threads);
-  for (size_t n = 1; n < 3; ++n) {
-    CHECK(ys[n] == ys[0]);
-    CHECK(gas[n] == gas[0]);
-    CHECK(gbs[n] == gbs[0]);
-  }
+    return std::vector<Tensor>{y, gr[0], gr[1]};
+  });
 }
 
 TEST_CASE("rel_pos_attention matches a naive reference with p at distance i-j and contiguous heads") {

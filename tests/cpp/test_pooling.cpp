@@ -254,19 +254,10 @@ TEST_CASE("avg_pool gives the same bits whatever the thread count splits") {
   // backward's ring of spread rows restarts.
   const Tensor x = leaf({1, 3, 301, 257}, -1, 1, 7).detach().to(DType::f32).requires_grad_();
   const Tensor g = leaf({1, 3, 151, 129}, -1, 1, 8).detach().to(DType::f32);
-  const int threads = get_num_threads();
-  std::vector<std::vector<double>> ys, gxs;
-  for (int n : {1, 2, 3}) {
-    set_num_threads(n);
+  tse::test::check_same_bits_across_threads([&] {
     const Tensor y = ops::avg_pool2d(x, {3}, {2}, {1}, true, true);
-    ys.push_back(values(y));
-    gxs.push_back(values(autograd::grad({y}, {x}, {g})[0]));
-  }
-  set_num_threads(threads);
-  CHECK(ys[1] == ys[0]);
-  CHECK(ys[2] == ys[0]);
-  CHECK(gxs[1] == gxs[0]);
-  CHECK(gxs[2] == gxs[0]);
+    return std::vector<Tensor>{y, autograd::grad({y}, {x}, {g})[0]};
+  });
 }
 
 TEST_CASE("avg_pool of an empty batch gives an empty result and gradient") {
