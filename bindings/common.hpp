@@ -74,6 +74,8 @@ void bind_metrics(py::module_& m);
 void bind_modules(py::module_& m);
 void bind_models(py::module_& m);
 void bind_io(py::module_& m);
+void bind_optim(py::module_& m);
+void bind_train(py::module_& m);
 
 }  // namespace tse::python
 

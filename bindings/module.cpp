@@ -17,4 +17,6 @@ PYBIND11_MODULE(_C, m) {
   tse::python::bind_modules(m);
   tse::python::bind_models(m);
   tse::python::bind_io(m);
+  tse::python::bind_optim(m);
+  tse::python::bind_train(m);
 }

@@ -1193,3 +1193,11 @@ def randint(
     device: _DeviceLike | None = None,
 ) -> Tensor: ...
 def dropout(input: Tensor, p: builtins.float = 0.5, train: builtins.bool = True) -> Tensor: ...
+
+
+class optim:
+    """The submodule tse._C.optim (wrapped by tse.optim)."""
+
+
+class train:
+    """The submodule tse._C.train (wrapped by tse.train)."""

@@ -146,5 +146,5 @@ from ._C import (  # shape, indexing, matrix products, random
     triu,
     unsqueeze,
 )
-from . import audio, autograd, cuda, io, metrics, models, nn, return_types
+from . import audio, autograd, cuda, io, metrics, models, nn, optim, return_types, train
 from .autograd.grad_mode import enable_grad, no_grad, set_grad_enabled

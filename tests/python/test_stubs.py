@@ -66,10 +66,10 @@ def test_every_class_member_has_a_stub():
         assert not missing, f"add these to class {cls} in python/tse/_C.pyi: {sorted(missing)}"
     dunder = {n for n in dir(tse._C.Tensor) if n.startswith("__") and n not in dir(object) and n != "__module__"}
     assert not dunder - members["Tensor"], sorted(dunder - members["Tensor"])
-    for sub in ("_nn", "return_types", "audio", "metrics", "io", "nn", "models"):
+    for sub in ("_nn", "return_types", "audio", "metrics", "io", "nn", "models", "optim", "train"):
         missing = _runtime_names(getattr(tse._C, sub)) - members[sub]
         assert not missing, f"add these to class {sub} in python/tse/_C.pyi: {sorted(missing)}"
-    for sub in ("nn", "models"):  # the classes inside the submodules, member by member
+    for sub in ("nn", "models", "optim", "train"):  # the classes inside the submodules, member by member
         for name in members[sub]:
             cls = getattr(getattr(tse._C, sub), name)
             if isinstance(cls, type):
@@ -82,7 +82,7 @@ def test_stubs_and_marker_are_installed():
 
 
 def test_subpackages_load_with_the_package():
-    for mod in ("nn", "autograd", "cuda", "return_types", "audio", "metrics", "io", "models"):
+    for mod in ("nn", "autograd", "cuda", "return_types", "audio", "metrics", "io", "models", "optim", "train"):
         assert hasattr(tse, mod)
     assert tse.nn.functional.pad is tse._C._nn.pad
     assert tse.audio.stft is tse._C.audio.stft

@@ -1,0 +1,5 @@
+"""Optimisers, learning-rate schedules and gradient clipping (``tse::optim``)."""
+
+from . import _C
+
+__all__ = []
