@@ -38,6 +38,7 @@
 #include "tse/metrics/metrics.hpp"
 #include "tse/models/conformer_tse.hpp"
 #include "tse/models/query_encoder.hpp"
+#include "tse/models/separator.hpp"
 #include "tse/nn/audio.hpp"
 #include "tse/nn/conformer.hpp"
 #include "tse/nn/init.hpp"

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "src/core/config_fields.hpp"
 #include "tse/audio/spectral.hpp"
 #include "tse/audio/stft.hpp"
 #include "tse/autograd/grad_mode.hpp"
@@ -34,8 +35,6 @@ bool all_finite(const Tensor& x) {
   }
   return true;
 }
-
-const char* norm_name(nn::ConvNorm n) { return n == nn::ConvNorm::group_norm ? "group_norm" : "batch_norm"; }
 
 }  // namespace
 
@@ -69,84 +68,40 @@ void ConformerTSEConfig::validate() const {
             "ConformerTSEConfig: mask_activation must be \"sigmoid\" or \"relu\", got \"", mask_activation, "\"");
 }
 
-std::string ConformerTSEConfig::to_json() const {
-  nlohmann::ordered_json j;
-  j["sample_rate"] = sample_rate;
-  j["n_fft"] = n_fft;
-  j["hop_length"] = hop_length;
-  j["d_model"] = d_model;
-  j["num_layers"] = num_layers;
-  j["num_heads"] = num_heads;
-  j["ffn_dim"] = ffn_dim;
-  j["conv_kernel"] = conv_kernel;
-  j["conv_norm"] = norm_name(conv_norm);
-  j["conv_norm_groups"] = conv_norm_groups;
-  j["query_dim"] = query_dim;
-  j["cond_hidden"] = cond_hidden;
-  j["cond_residual"] = cond_residual;
-  j["dropout"] = dropout;
-  j["attn_dropout"] = attn_dropout;
-  j["pos_dropout"] = pos_dropout;
-  j["mask_activation"] = mask_activation;
-  j["normalize_input"] = normalize_input;
-  return j.dump();
+namespace {
+const detail::ConfigFields<ConformerTSEConfig>& config_fields() {
+  using C = ConformerTSEConfig;
+  static const auto* fields = [] {
+    auto* f = new detail::ConfigFields<C>("ConformerTSEConfig");
+    f->add("sample_rate", &C::sample_rate)
+        .add("n_fft", &C::n_fft)
+        .add("hop_length", &C::hop_length)
+        .add("d_model", &C::d_model)
+        .add("num_layers", &C::num_layers)
+        .add("num_heads", &C::num_heads)
+        .add("ffn_dim", &C::ffn_dim)
+        .add("conv_kernel", &C::conv_kernel)
+        .add_enum("conv_norm", &C::conv_norm,
+                  {{"group_norm", nn::ConvNorm::group_norm}, {"batch_norm", nn::ConvNorm::batch_norm}})
+        .add("conv_norm_groups", &C::conv_norm_groups)
+        .add("query_dim", &C::query_dim)
+        .add("cond_hidden", &C::cond_hidden)
+        .add("cond_residual", &C::cond_residual)
+        .add("dropout", &C::dropout)
+        .add("attn_dropout", &C::attn_dropout)
+        .add("pos_dropout", &C::pos_dropout)
+        .add("mask_activation", &C::mask_activation)
+        .add("normalize_input", &C::normalize_input);
+    return f;
+  }();
+  return *fields;
 }
+}  // namespace
+
+std::string ConformerTSEConfig::to_json() const { return config_fields().to_json(*this).dump(); }
 
 ConformerTSEConfig ConformerTSEConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(std::string("ConformerTSEConfig.from_json: not valid JSON: ") + e.what());
-  }
-  TSE_CHECK(j.is_object(), "ConformerTSEConfig.from_json: expected a JSON object");
-  ConformerTSEConfig c;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    const auto& v = it.value();
-    auto integer = [&](int64_t& dst) {
-      TSE_CHECK(v.is_number_integer(), "ConformerTSEConfig.from_json: \"", k, "\" must be an integer, got ", v.dump());
-      dst = v.get<int64_t>();
-    };
-    auto real = [&](double& dst) {
-      TSE_CHECK(v.is_number(), "ConformerTSEConfig.from_json: \"", k, "\" must be a number, got ", v.dump());
-      dst = v.get<double>();
-    };
-    auto boolean = [&](bool& dst) {
-      TSE_CHECK(v.is_boolean(), "ConformerTSEConfig.from_json: \"", k, "\" must be true or false, got ", v.dump());
-      dst = v.get<bool>();
-    };
-    auto string = [&](std::string& dst) {
-      TSE_CHECK(v.is_string(), "ConformerTSEConfig.from_json: \"", k, "\" must be a string, got ", v.dump());
-      dst = v.get<std::string>();
-    };
-    if (k == "sample_rate") integer(c.sample_rate);
-    else if (k == "n_fft") integer(c.n_fft);
-    else if (k == "hop_length") integer(c.hop_length);
-    else if (k == "d_model") integer(c.d_model);
-    else if (k == "num_layers") integer(c.num_layers);
-    else if (k == "num_heads") integer(c.num_heads);
-    else if (k == "ffn_dim") integer(c.ffn_dim);
-    else if (k == "conv_kernel") integer(c.conv_kernel);
-    else if (k == "conv_norm_groups") integer(c.conv_norm_groups);
-    else if (k == "query_dim") integer(c.query_dim);
-    else if (k == "cond_hidden") integer(c.cond_hidden);
-    else if (k == "cond_residual") boolean(c.cond_residual);
-    else if (k == "normalize_input") boolean(c.normalize_input);
-    else if (k == "dropout") real(c.dropout);
-    else if (k == "attn_dropout") real(c.attn_dropout);
-    else if (k == "pos_dropout") real(c.pos_dropout);
-    else if (k == "mask_activation") string(c.mask_activation);
-    else if (k == "conv_norm") {
-      std::string s;
-      string(s);
-      TSE_CHECK(s == "group_norm" || s == "batch_norm",
-                "ConformerTSEConfig.from_json: \"conv_norm\" must be \"group_norm\" or \"batch_norm\", got \"", s, "\"");
-      c.conv_norm = s == "group_norm" ? nn::ConvNorm::group_norm : nn::ConvNorm::batch_norm;
-    } else {
-      throw ValueError("ConformerTSEConfig.from_json: unknown key \"" + k + "\"");
-    }
-  }
+  ConformerTSEConfig c = config_fields().from_json_text(text);
   c.validate();
   return c;
 }
@@ -273,7 +228,14 @@ std::map<std::string, std::string> ConformerTSE::metadata() const {
           {"format_version", kFormatVersion}};
 }
 
-void ConformerTSE::save(const std::string& path) const { io::save_safetensors(path, state_dict(), metadata()); }
+void ConformerTSE::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
+  auto meta = metadata();
+  for (const auto& [k, v] : extra_metadata) {
+    TSE_CHECK(!meta.count(k), "ConformerTSE.save: extra_metadata must not override \"", k, "\"");
+    meta[k] = v;
+  }
+  io::save_safetensors(path, state_dict(), meta);
+}
 
 std::shared_ptr<ConformerTSE> ConformerTSE::load(const std::string& path, DType dtype) {
   const io::SafetensorsFile file = io::SafetensorsFile::open(path);

@@ -1,6 +1,7 @@
 #include "tse/models/query_encoder.hpp"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -50,6 +51,43 @@ Tensor QueryEncoder::encode_text(const std::vector<std::string>&) const {
 
 Tensor QueryEncoder::encode_audio(const Tensor&, int64_t) const {
   throw NotImplementedError(name() + ": audio queries are not supported by this encoder");
+}
+
+std::string QueryEncoder::to_json() const {
+  throw NotImplementedError(name() + ": this encoder cannot be described in a checkpoint");
+}
+
+std::shared_ptr<QueryEncoder> QueryEncoder::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(std::string("QueryEncoder.from_json: not valid JSON: ") + e.what());
+  }
+  TSE_CHECK(j.is_object() && j.contains("type") && j["type"].is_string(),
+            "QueryEncoder.from_json: expected an object with a \"type\", got ", text);
+  const std::string type = j["type"];
+  if (type == "LabelQueryEncoder") {
+    TSE_CHECK(j.contains("vocabulary") && j["vocabulary"].is_array() && j.contains("dim") &&
+                  j["dim"].is_number_integer() && j.contains("seed") && j["seed"].is_number_unsigned(),
+              "QueryEncoder.from_json: a LabelQueryEncoder needs \"vocabulary\" (list), \"dim\" and \"seed\", got ", text);
+    std::vector<std::string> vocabulary;
+    for (const auto& v : j["vocabulary"]) {
+      TSE_CHECK(v.is_string(), "QueryEncoder.from_json: vocabulary entries must be strings, got ", v.dump());
+      vocabulary.push_back(v.get<std::string>());
+    }
+    return std::make_shared<LabelQueryEncoder>(std::move(vocabulary), j["dim"].get<int64_t>(), j["seed"].get<uint64_t>());
+  }
+  throw ValueError("QueryEncoder.from_json: unknown encoder type \"" + type + "\"");
+}
+
+std::string LabelQueryEncoder::to_json() const {
+  nlohmann::ordered_json j;
+  j["type"] = "LabelQueryEncoder";
+  j["vocabulary"] = vocabulary_;
+  j["dim"] = dim_;
+  j["seed"] = seed_;
+  return j.dump();
 }
 
 LabelQueryEncoder::LabelQueryEncoder(std::vector<std::string> vocabulary, int64_t dim, uint64_t seed)

@@ -12,8 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "tse/models/separator.hpp"
 #include "tse/nn/conformer.hpp"
-#include "tse/nn/module.hpp"
 
 namespace tse::models {
 
@@ -47,7 +47,7 @@ struct TSE_API ConformerTSEConfig {
   void validate() const;
 };
 
-class TSE_API ConformerTSE : public nn::Module {
+class TSE_API ConformerTSE : public Separator {
  public:
   explicit ConformerTSE(const ConformerTSEConfig& config = {}, DType dtype = DType::f32);
   std::string type_name() const override { return "ConformerTSE"; }
@@ -57,21 +57,24 @@ class TSE_API ConformerTSE : public nn::Module {
   /// shared by the batch) -> the target waveform (B, L). Differentiable in the parameters, the
   /// mixture and the query. ValueError for wrong shapes or dtypes, empty or too-short audio
   /// (fewer than n_fft / 2 + 1 samples), NaN/Inf in mixture or query.
-  Tensor forward(const Tensor& mixture, const Tensor& query);
+  Tensor forward(const Tensor& mixture, const Tensor& query) override;
   /// The network alone: magnitude (B, T, F) and query -> mask (B, T, F).
   Tensor estimate_mask(const Tensor& magnitude, const Tensor& query);
   /// Inference helper: eval mode, no gradients; mixture (L) or (B, L), query (D) or (B, D); the
   /// result has the mixture's leading shape. Restores the previous training mode.
-  Tensor separate(const Tensor& mixture, const Tensor& query);
+  Tensor separate(const Tensor& mixture, const Tensor& query) override;
+  int64_t sample_rate() const override { return config_.sample_rate; }
+  int64_t query_dim() const override { return config_.query_dim; }
 
   /// safetensors metadata describing this model (model type, config JSON, sample rate, STFT,
   /// format version).
-  std::map<std::string, std::string> metadata() const;
+  std::map<std::string, std::string> metadata() const override;
 
   const ConformerTSEConfig& config() const { return config_; }
 
-  /// Writes state_dict() and metadata() to a safetensors file, atomically.
-  void save(const std::string& path) const;
+  /// Writes state_dict() and metadata() (plus `extra_metadata`, e.g. the query encoder's) to a
+  /// safetensors file, atomically.
+  void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const override;
   /// A model built from the config in a file written by save() and loaded strictly. ValueError
   /// when the file holds another model type or format version, or its tensors do not fit.
   static std::shared_ptr<ConformerTSE> load(const std::string& path, DType dtype = DType::f32);

@@ -5,6 +5,7 @@
 /// CLAP text and audio encoders implement it later; until then LabelQueryEncoder gives
 /// label-queried TSE: each class label maps to a fixed, seeded unit vector.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ class TSE_API QueryEncoder {
   /// One unit embedding per clip of audio (B, L) at sample_rate: (B, embedding_dim()).
   /// NotImplementedError by default.
   virtual Tensor encode_audio(const Tensor& audio, int64_t sample_rate) const;
+  /// JSON that rebuilds this encoder (from_json), stored in a checkpoint's "query_encoder"
+  /// metadata so that a saved model carries its queries. NotImplementedError by default.
+  virtual std::string to_json() const;
+  /// The encoder a to_json() text describes; ValueError for malformed JSON or an unknown type.
+  static std::shared_ptr<QueryEncoder> from_json(const std::string& json);
 };
 
 /// Label-queried TSE: label -> a unit vector drawn from N(0, I) with a generator seeded by
@@ -33,6 +39,9 @@ class TSE_API LabelQueryEncoder : public QueryEncoder {
   std::string name() const override { return "LabelQueryEncoder"; }
   int64_t embedding_dim() const override { return dim_; }
   Tensor encode_text(const std::vector<std::string>& labels) const override;
+  /// {"type": "LabelQueryEncoder", "vocabulary": [...], "dim": D, "seed": S}
+  std::string to_json() const override;
+  uint64_t seed() const { return seed_; }
   /// The embedding of vocabulary()[i] for every i: (V, dim).
   Tensor table() const;
   const std::vector<std::string>& vocabulary() const { return vocabulary_; }

@@ -1,0 +1,60 @@
+#include "tse/models/separator.hpp"
+
+#include <cmath>
+
+#include "tse/audio/io.hpp"
+#include "tse/audio/resample.hpp"
+#include "tse/core/error.hpp"
+#include "tse/io/safetensors.hpp"
+#include "tse/models/conformer_tse.hpp"
+#include "tse/models/query_encoder.hpp"
+
+namespace tse::models {
+
+LoadedSeparator load_separator(const std::string& path, DType dtype) {
+  LoadedSeparator out;
+  out.metadata = io::load_safetensors_metadata(path);
+  auto type = out.metadata.find("model_type");
+  TSE_CHECK(type != out.metadata.end(), "load_separator: '", path,
+            "' has no \"model_type\" metadata: it was not written by a libtse model's save()");
+  if (type->second == "ConformerTSE") {
+    out.model = ConformerTSE::load(path, dtype);
+  } else {
+    throw ValueError("load_separator: '" + path + "' holds a \"" + type->second +
+                     "\" model, which this libtse cannot load (known: \"ConformerTSE\")");
+  }
+  if (auto q = out.metadata.find("query_encoder"); q != out.metadata.end())
+    out.queries = QueryEncoder::from_json(q->second);
+  return out;
+}
+
+Tensor separate_waveform(Separator& model, const Tensor& audio, int64_t sample_rate, const Tensor& query) {
+  TSE_CHECK(audio.dim() == 1 || audio.dim() == 2, "separate_waveform: audio must be (L) or (C, L), got ", audio.shape_str());
+  TSE_CHECK(audio.dtype() == DType::f32 || audio.dtype() == DType::f64,
+            "separate_waveform: audio must be float32 or float64, got ", audio.dtype());
+  TSE_CHECK(audio.size(-1) > 0, "separate_waveform: audio is empty");
+  TSE_CHECK(sample_rate > 0, "separate_waveform: sample_rate must be positive, got ", sample_rate);
+  TSE_CHECK(query.dim() == 1 || (query.dim() == 2 && query.size(0) == 1), "separate_waveform: query must be (D) or (1, D), got ",
+            query.shape_str());
+  TSE_CHECK(query.size(-1) == model.query_dim(), "separate_waveform: the model takes queries of size ", model.query_dim(),
+            ", got ", query.size(-1));
+  {
+    const Tensor c = audio.to(DType::f64).contiguous();
+    const double* p = static_cast<const double*>(c.data_ptr());
+    for (int64_t i = 0; i < c.numel(); ++i)
+      TSE_CHECK(std::isfinite(p[i]), "separate_waveform: audio holds NaN or Inf (sample ", i, ")");
+  }
+  const int64_t length = audio.size(-1);
+  const Tensor channels = audio.dim() == 1 ? audio.unsqueeze(0) : audio;
+  const int64_t model_sr = model.sample_rate();
+  Tensor x = channels.to(DType::f32).contiguous();
+  if (sample_rate != model_sr) x = audio::resample(x, sample_rate, model_sr, "soxr_hq");
+  const Tensor q = query.dim() == 1 ? query.unsqueeze(0) : query;
+  Tensor y = model.separate(x, q);
+  if (sample_rate != model_sr) y = audio::resample(y, model_sr, sample_rate, "soxr_hq");
+  y = audio::pad_or_trim(y, length);
+  if (audio.dtype() != DType::f32) y = y.to(audio.dtype());
+  return audio.dim() == 1 ? y.squeeze(0) : y;
+}
+
+}  // namespace tse::models
