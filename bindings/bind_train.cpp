@@ -35,6 +35,8 @@ void bind_train_data(py::module_& m) {
       .def("__repr__", [](const train::SoundClip& c) { return "SoundClip(path='" + c.path + "', label='" + c.label + "')"; });
 
   py::class_<train::SoundCatalog>(m, "SoundCatalog", "Labelled sound files; labels sorted and unique.")
+      .def(py::init(&train::SoundCatalog::from_clips), py::arg("clips"),
+           "A catalog of SoundClip(path, label)s; labels are their sorted distinct labels.")
       .def_readonly("labels", &train::SoundCatalog::labels)
       .def_readonly("clips", &train::SoundCatalog::clips)
       .def_static(

@@ -1213,6 +1213,7 @@ class train:
     class SoundCatalog:
         labels: list[str]
         clips: list[train.SoundClip]
+        def __init__(self, clips: Sequence[train.SoundClip]) -> None: ...
         @staticmethod
         def builtin(root: str | os.PathLike[str] = "/usr/share/sounds") -> train.SoundCatalog: ...
         @staticmethod

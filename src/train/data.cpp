@@ -273,6 +273,13 @@ SoundCatalog SoundCatalog::from_csv(const std::string& path) {
   return make_catalog(std::move(clips));
 }
 
+SoundCatalog SoundCatalog::from_clips(std::vector<SoundClip> clips) {
+  for (size_t i = 0; i < clips.size(); ++i)
+    TSE_CHECK(!clips[i].path.empty() && !clips[i].label.empty(), "SoundCatalog: clip ", i,
+              " has an empty path or label");
+  return make_catalog(std::move(clips));
+}
+
 int64_t SoundCatalog::label_index(const std::string& label) const {
   const auto it = std::lower_bound(labels.begin(), labels.end(), label);
   if (it != labels.end() && *it == label) return it - labels.begin();

@@ -94,6 +94,10 @@ def test_from_csv(tmp_path):
     c = T.SoundCatalog.from_csv(tmp_path / "d/list.csv")
     assert c.labels == ["cat", "dog"]
     assert [x.path for x in c.clips] == [str(tmp_path / "d/a.wav"), "/x/b.wav"]
+    m = T.SoundCatalog([T.SoundClip("/y/b.wav", "owl"), T.SoundClip(tmp_path / "a.wav", "bat")])
+    assert m.labels == ["bat", "owl"] and len(m) == 2 and m.label_index("owl") == 1
+    with pytest.raises(ValueError, match="empty path or label"):
+        T.SoundCatalog([T.SoundClip("/y/c.wav", "")])
 
 
 def test_installed_split_is_disjoint(installed):

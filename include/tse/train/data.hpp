@@ -36,6 +36,10 @@ struct TSE_API SoundCatalog {
   /// IOError when the file cannot be read, ValueError naming the line when a row is malformed.
   static SoundCatalog from_csv(const std::string& path);
 
+  /// A catalog of the given clips; labels are the sorted distinct clip labels. ValueError on an
+  /// empty path or label.
+  static SoundCatalog from_clips(std::vector<SoundClip> clips);
+
   /// Index of label in labels; ValueError listing the known labels when it is not one.
   int64_t label_index(const std::string& label) const;
 };
