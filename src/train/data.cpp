@@ -184,16 +184,14 @@ Tensor contiguous_1d(const Tensor& x, const char* what) {
   return y.is_same(x) ? y.clone() : y;  // the bank owns its samples
 }
 
-Tensor speed_variant(const Tensor& x, double speed, int64_t sr) {
+Tensor speed_variant(const Tensor& x, double speed) {
   if (speed == 1.0) return x;
   // Played `speed` times faster: resampled by 1 / speed and read at the same rate.
   const int64_t orig = std::llround(speed * 1000.0);
-  Tensor y = audio::resample(x.view({1, x.numel()}), orig, 1000, "soxr_hq");
-  (void)sr;
-  y = y.reshape({y.numel()}).contiguous();
-  float* p = y.data<float>();
+  const Tensor y = audio::resample(x.view({1, x.numel()}), orig, 1000, "soxr_hq").reshape({-1}).contiguous();
+  const float* p = y.data<float>();
   for (int64_t i = 0, n = y.numel(); i < n; ++i)
-    if (!std::isfinite(p[i])) p[i] = 0.f;  // never: soxr is finite on finite input; kept NaN-free by construction
+    TSE_ASSERT(std::isfinite(p[i]), "soxr returned a non-finite sample for a finite clip");
   return y;
 }
 
@@ -330,7 +328,7 @@ void ClipBank::add(int64_t label, const Tensor& samples, const std::string& sour
   c.source = source;
   c.start = start;
   c.end = start + c.samples.numel();
-  for (double s : speeds_) c.variants.push_back(speed_variant(c.samples, s, sample_rate_));
+  for (double s : speeds_) c.variants.push_back(speed_variant(c.samples, s));
   by_label_[static_cast<size_t>(label)].push_back(size());
   if (by_label_[static_cast<size_t>(label)].size() == 1) {
     present_.push_back(label);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numbers>
 #include <set>
 #include <string>
 
@@ -48,7 +49,7 @@ Tensor burst(double f, double seconds, int64_t sr, float amp = 0.5f) {
   Tensor t = Tensor::empty({n + 2 * pad});
   float* p = t.data<float>();
   for (int64_t i = 0; i < n + 2 * pad; ++i)
-    p[i] = i < pad || i >= pad + n ? 0.f : amp * static_cast<float>(std::sin(2 * M_PI * f * double(i - pad) / double(sr)));
+    p[i] = i < pad || i >= pad + n ? 0.f : amp * static_cast<float>(std::sin(2 * std::numbers::pi * f * double(i - pad) / double(sr)));
   return t;
 }
 
@@ -117,12 +118,13 @@ std::string message_of(const std::function<void()>& f) {
 
 /// A small in-memory bank: `labels` labels with two tone clips each (0.3 s and 1.5 s at 8 kHz).
 std::shared_ptr<ClipBank> tone_bank(int labels, int64_t sr = 8000, std::vector<double> speeds = {0.9, 1.0, 1.1}) {
-  std::vector<std::string> names;
-  for (int l = 0; l < labels; ++l) names.push_back("c" + std::to_string(l));
+  REQUIRE(labels <= 4);
+  static const char* const kNames[] = {"c0", "c1", "c2", "c3"};
+  const std::vector<std::string> names(kNames, kNames + labels);
   auto bank = std::make_shared<ClipBank>(names, sr, speeds);
   for (int l = 0; l < labels; ++l) {
-    bank->add(l, burst(300.0 + 100 * l, 0.3, sr).narrow(0, sr / 20, sr * 3 / 10), "short" + std::to_string(l));
-    bank->add(l, burst(350.0 + 100 * l, 1.5, sr).narrow(0, sr / 20, sr * 3 / 2), "long" + std::to_string(l));
+    bank->add(l, burst(300.0 + 100 * l, 0.3, sr).narrow(0, sr / 20, sr * 3 / 10), "short");
+    bank->add(l, burst(350.0 + 100 * l, 1.5, sr).narrow(0, sr / 20, sr * 3 / 2), "long");
   }
   return bank;
 }
