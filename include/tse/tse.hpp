@@ -59,3 +59,4 @@
 #include "tse/ops/reduction.hpp"
 #include "tse/ops/shape.hpp"
 #include "tse/ops/softmax.hpp"
+#include "tse/train/data.hpp"

@@ -1232,3 +1232,140 @@ class optim:
 
 class train:
     """The submodule tse._C.train (wrapped by tse.train)."""
+
+    # ---- data pipeline (tse/train/data.hpp) ----
+    TEST_MIXTURE_SEED: builtins.int
+
+    class SoundClip:
+        path: str
+        label: str
+        def __init__(self, path: str | os.PathLike[str], label: str) -> None: ...
+
+    class SoundCatalog:
+        labels: list[str]
+        clips: list[train.SoundClip]
+        def __init__(self, clips: Sequence[train.SoundClip]) -> None: ...
+        @staticmethod
+        def builtin(root: str | os.PathLike[str] = "/usr/share/sounds") -> train.SoundCatalog: ...
+        @staticmethod
+        def from_csv(path: str | os.PathLike[str]) -> train.SoundCatalog: ...
+        def label_index(self, label: str) -> builtins.int: ...
+        def __len__(self) -> builtins.int: ...
+
+    class BankClip:
+        samples: Tensor
+        variants: list[Tensor]
+        label: builtins.int
+        source: str
+        start: builtins.int
+        end: builtins.int
+
+    class ClipBank:
+        def __init__(self, labels: Sequence[str], sample_rate: builtins.int, speeds: Sequence[builtins.float] = ...) -> None: ...
+        def add(self, label: builtins.int, samples: Tensor, source: str = "", start: builtins.int = 0) -> None: ...
+        @staticmethod
+        def load(catalog: train.SoundCatalog, sample_rate: builtins.int, speeds: Sequence[builtins.float] = ...) -> train.ClipBank: ...
+        def __len__(self) -> builtins.int: ...
+        @property
+        def size(self) -> builtins.int: ...
+        def clip(self, index: builtins.int) -> train.BankClip: ...
+        @property
+        def clips(self) -> list[train.BankClip]: ...
+        @property
+        def labels(self) -> list[str]: ...
+        @property
+        def num_labels(self) -> builtins.int: ...
+        @property
+        def sample_rate(self) -> builtins.int: ...
+        @property
+        def speeds(self) -> list[builtins.float]: ...
+        @property
+        def unit_speed(self) -> builtins.int: ...
+        @property
+        def present_labels(self) -> list[builtins.int]: ...
+        @property
+        def total_samples(self) -> builtins.int: ...
+        def clips_of(self, label: builtins.int) -> list[builtins.int]: ...
+
+    @staticmethod
+    def trim_silence(x: Tensor, threshold_db: builtins.float = -50.0, margin: builtins.int = 0) -> tuple[builtins.int, builtins.int]: ...
+    @staticmethod
+    def split(
+        catalog: train.SoundCatalog,
+        *,
+        sample_rate: builtins.int = 32000,
+        min_files_for_file_split: builtins.int = 4,
+        file_test_fraction: builtins.float = 0.25,
+        time_test_fraction: builtins.float = 0.3,
+        train_speeds: Sequence[builtins.float] = ...,
+    ) -> tuple[train.ClipBank, train.ClipBank]: ...
+    @staticmethod
+    def split_builtin(
+        root: str | os.PathLike[str] = "/usr/share/sounds",
+        *,
+        sample_rate: builtins.int = 32000,
+        min_files_for_file_split: builtins.int = 4,
+        file_test_fraction: builtins.float = 0.25,
+        time_test_fraction: builtins.float = 0.3,
+        train_speeds: Sequence[builtins.float] = ...,
+    ) -> tuple[train.ClipBank, train.ClipBank]: ...
+
+    class MixtureOptions:
+        sample_rate: builtins.int
+        segment_samples: builtins.int
+        snr_db_min: builtins.float
+        snr_db_max: builtins.float
+        peak_normalize: builtins.bool
+        num_interferers: builtins.int
+        augment: builtins.bool
+        gain_db_min: builtins.float
+        gain_db_max: builtins.float
+        speed_perturb: builtins.bool
+        loop_probability: builtins.float
+        silence_db: builtins.float
+        max_draws: builtins.int
+        def __init__(
+            self,
+            *,
+            sample_rate: builtins.int = 32000,
+            segment_samples: builtins.int = 32000,
+            snr_db_min: builtins.float = -5.0,
+            snr_db_max: builtins.float = 5.0,
+            peak_normalize: builtins.bool = True,
+            num_interferers: builtins.int = 1,
+            augment: builtins.bool = True,
+            gain_db_min: builtins.float = -6.0,
+            gain_db_max: builtins.float = 6.0,
+            speed_perturb: builtins.bool = True,
+            loop_probability: builtins.float = 0.5,
+            silence_db: builtins.float = -50.0,
+            max_draws: builtins.int = 64,
+        ) -> None: ...
+
+    class MixtureBatch:
+        mixture: Tensor
+        target: Tensor
+        interference: Tensor
+        target_label: list[builtins.int]
+        interference_label: list[builtins.int]
+        snr_db: list[builtins.float]
+        def __len__(self) -> builtins.int: ...
+
+    class MixtureSampler:
+        def __init__(self, bank: train.ClipBank, options: train.MixtureOptions | None = None, seed: builtins.int = 0) -> None: ...
+        def batch(self, index: builtins.int, batch_size: builtins.int) -> train.MixtureBatch: ...
+        @property
+        def options(self) -> train.MixtureOptions: ...
+        @property
+        def seed(self) -> builtins.int: ...
+        @property
+        def bank(self) -> train.ClipBank: ...
+
+    @staticmethod
+    def make_test_mixtures(
+        test: train.ClipBank,
+        count: builtins.int = 200,
+        snr_db: builtins.float = 0.0,
+        segment_samples: builtins.int = 32000,
+        seed: builtins.int = ...,
+    ) -> train.MixtureBatch: ...
