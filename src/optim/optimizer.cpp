@@ -71,6 +71,11 @@ void check_lr(double lr, const char* who) {
   TSE_CHECK(std::isfinite(lr) && lr >= 0.0, who, ": 'lr' must be a finite number >= 0, got ", lr);
 }
 
+// "float32 [3, 4] on cpu"
+std::string describe(const Tensor& t) {
+  return tse::detail::str_cat(t.dtype(), " ", t.shape_str(), " on ", t.device());
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
@@ -126,8 +131,8 @@ void Optimizer::step() {
       TSE_CHECK(p.is_contiguous(), who, ": parameter ", pi, " of group ", gi, " (shape ", p.shape_str(),
                 ") is not contiguous");
       TSE_CHECK(g.dtype() == p.dtype() && g.sizes() == p.sizes() && g.device() == p.device(), who,
-                ": the gradient of parameter ", pi, " of group ", gi, " is ", g.str(), ", expected the parameter's ",
-                p.str());
+                ": the gradient of parameter ", pi, " of group ", gi, " is ", describe(g), ", expected the parameter's ",
+                describe(p));
       if (!g.is_contiguous()) g = g.contiguous();  // an explicit copy; our autograd's grads are contiguous
       ParamState& st = state_[gi][pi];
       ++st.step;
@@ -303,8 +308,8 @@ void Optimizer::load_state(const nn::NamedTensors& tensors, const std::string& j
           if (it == given.end()) {
             missing.push_back(name);
           } else if (!it->second.defined() || it->second.dtype() != p.dtype() || it->second.sizes() != p.sizes()) {
-            mismatched.push_back(name + " (" + (it->second.defined() ? it->second.str() : std::string("undefined")) +
-                                 ", parameter is " + p.str() + ")");
+            mismatched.push_back(name + " (" + (it->second.defined() ? describe(it->second) : std::string("undefined")) +
+                                 ", its parameter is " + describe(p) + ")");
           }
         }
       }
