@@ -122,6 +122,7 @@ void Optimizer::add_param_group(ParamGroup group) {
 void Optimizer::step() {
   NoGradGuard no_grad;
   const std::string who = type_name() + ".step";
+  work_.clear();
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& group = groups_[gi];
     for (size_t pi = 0; pi < group.params.size(); ++pi) {
@@ -133,18 +134,23 @@ void Optimizer::step() {
       TSE_CHECK(g.dtype() == p.dtype() && g.sizes() == p.sizes() && g.device() == p.device(), who,
                 ": the gradient of parameter ", pi, " of group ", gi, " is ", describe(g), ", expected the parameter's ",
                 describe(p));
+      TSE_CHECK(work_.empty() || p.device() == work_.front().param.device(), who, ": parameter ", pi, " of group ",
+                gi, " is on ", p.device(), ", others on ", work_.front().param.device(),
+                " (one optimiser steps parameters of one device)");
       if (!g.is_contiguous()) g = g.contiguous();  // an explicit copy; our autograd's grads are contiguous
-      ParamState& st = state_[gi][pi];
-      ++st.step;
-      try {
-        update(group, st, p, g);
-      } catch (...) {
-        --st.step;
-        throw;
-      }
-      p.storage()->bump_version();  // an in-place change, as PyTorch's p.add_
+      work_.push_back(Work{&group, &state_[gi][pi], p, g});
     }
   }
+  for (Work& w : work_) ++w.state->step;
+  try {
+    if (!work_.empty()) update(work_);
+  } catch (...) {
+    for (Work& w : work_) --w.state->step;
+    work_.clear();
+    throw;
+  }
+  for (Work& w : work_) w.param.storage()->bump_version();  // an in-place change, as PyTorch's p.add_
+  work_.clear();  // keeps the capacity, drops the references to the gradients
 }
 
 void Optimizer::zero_grad(bool set_to_none) {
@@ -387,20 +393,38 @@ std::vector<std::string> AdamW::state_names(const ParamGroup& g) const {
   return {"exp_avg", "exp_avg_sq"};
 }
 
-void AdamW::update(const ParamGroup& g, ParamState& st, const Tensor& p, const Tensor& grad) {
-  auto* kernel = k_adamw.get(p.device());
-  if (!st.exp_avg.defined()) st.exp_avg = ops::zeros(p.sizes(), p.dtype(), p.device());
-  if (!st.exp_avg_sq.defined()) st.exp_avg_sq = ops::zeros(p.sizes(), p.dtype(), p.device());
-  if (g.amsgrad && !st.max_exp_avg_sq.defined()) st.max_exp_avg_sq = ops::zeros(p.sizes(), p.dtype(), p.device());
-  tse::detail::AdamWStep s;
-  s.lr = g.lr;
-  s.beta1 = g.beta1;
-  s.beta2 = g.beta2;
-  s.eps = g.eps;
-  s.weight_decay = g.weight_decay;
-  s.step = st.step;
-  s.amsgrad = g.amsgrad;
-  kernel(s, p, grad, st.exp_avg, st.exp_avg_sq, g.amsgrad ? st.max_exp_avg_sq : Tensor());
+void AdamW::update(const std::vector<Work>& work) {
+  auto* kernel = k_adamw.get(work.front().param.device());
+  thread_local std::vector<tse::detail::AdamWItem> items;  // reused: no allocation per step
+  items.clear();
+  int64_t begin = 0;
+  for (const Work& w : work) {
+    const ParamGroup& g = *w.group;
+    ParamState& st = *w.state;
+    const Tensor& p = w.param;
+    if (!st.exp_avg.defined()) st.exp_avg = ops::zeros(p.sizes(), p.dtype(), p.device());
+    if (!st.exp_avg_sq.defined()) st.exp_avg_sq = ops::zeros(p.sizes(), p.dtype(), p.device());
+    if (g.amsgrad && !st.max_exp_avg_sq.defined()) st.max_exp_avg_sq = ops::zeros(p.sizes(), p.dtype(), p.device());
+    tse::detail::AdamWItem it;
+    it.s.lr = g.lr;
+    it.s.beta1 = g.beta1;
+    it.s.beta2 = g.beta2;
+    it.s.eps = g.eps;
+    it.s.weight_decay = g.weight_decay;
+    it.s.step = st.step;
+    it.s.amsgrad = g.amsgrad;
+    it.dtype = p.dtype();
+    it.p = p.data_ptr();
+    it.grad = w.grad.data_ptr();
+    it.exp_avg = st.exp_avg.data_ptr();
+    it.exp_avg_sq = st.exp_avg_sq.data_ptr();
+    it.max_exp_avg_sq = g.amsgrad ? st.max_exp_avg_sq.data_ptr() : nullptr;
+    it.numel = p.numel();
+    it.begin = begin;
+    begin += it.numel;
+    items.push_back(it);
+  }
+  kernel(items.data(), items.size());
 }
 
 // ---- SGD ----------------------------------------------------------------------------------------
@@ -442,19 +466,35 @@ std::vector<std::string> SGD::state_names(const ParamGroup& g) const {
   return {};
 }
 
-void SGD::update(const ParamGroup& g, ParamState& st, const Tensor& p, const Tensor& grad) {
-  auto* kernel = k_sgd.get(p.device());
-  tse::detail::SGDStep s;
-  s.lr = g.lr;
-  s.momentum = g.momentum;
-  s.dampening = g.dampening;
-  s.weight_decay = g.weight_decay;
-  s.nesterov = g.nesterov;
-  if (g.momentum != 0.0) {
-    s.first = !st.momentum_buffer.defined();
-    if (s.first) st.momentum_buffer = Tensor::empty(p.sizes(), p.dtype(), p.device());  // written with g
+void SGD::update(const std::vector<Work>& work) {
+  auto* kernel = k_sgd.get(work.front().param.device());
+  thread_local std::vector<tse::detail::SGDItem> items;  // reused: no allocation per step
+  items.clear();
+  int64_t begin = 0;
+  for (const Work& w : work) {
+    const ParamGroup& g = *w.group;
+    ParamState& st = *w.state;
+    const Tensor& p = w.param;
+    tse::detail::SGDItem it;
+    it.s.lr = g.lr;
+    it.s.momentum = g.momentum;
+    it.s.dampening = g.dampening;
+    it.s.weight_decay = g.weight_decay;
+    it.s.nesterov = g.nesterov;
+    if (g.momentum != 0.0) {
+      it.s.first = !st.momentum_buffer.defined();
+      if (it.s.first) st.momentum_buffer = Tensor::empty(p.sizes(), p.dtype(), p.device());  // written with g
+      it.buf = st.momentum_buffer.data_ptr();
+    }
+    it.dtype = p.dtype();
+    it.p = p.data_ptr();
+    it.grad = w.grad.data_ptr();
+    it.numel = p.numel();
+    it.begin = begin;
+    begin += it.numel;
+    items.push_back(it);
   }
-  kernel(s, p, grad, g.momentum != 0.0 ? st.momentum_buffer : Tensor());
+  kernel(items.data(), items.size());
 }
 
 }  // namespace tse::optim

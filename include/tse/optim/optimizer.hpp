@@ -18,8 +18,9 @@
 /// \endcode
 ///
 /// Updates run under NoGradGuard, in place, on CPU float32 / float64 contiguous parameters with
-/// gradients of the same dtype and shape (a non-contiguous gradient is copied first). Each
-/// element's update depends on that element only, so results are the same at every thread count.
+/// gradients of the same dtype and shape (a non-contiguous gradient is copied first), all
+/// parameters of a step in one fused kernel call. Each element's update depends on that element
+/// only, so results are the same at every thread count.
 /// Parameters on CUDA raise NotImplementedError for now.
 #include <cstdint>
 #include <limits>
@@ -117,8 +118,16 @@ class TSE_API Optimizer {
   virtual void check_group(const ParamGroup& g, const char* who) const = 0;
   /// The state buffer names this optimiser keeps for a parameter of group g after one update.
   virtual std::vector<std::string> state_names(const ParamGroup& g) const = 0;
-  /// One update of p by grad (same shape, dtype, contiguous); st.step already counts it.
-  virtual void update(const ParamGroup& g, ParamState& st, const Tensor& p, const Tensor& grad) = 0;
+  /// A parameter to update in this step: checked (grad of its shape, dtype and device, both
+  /// contiguous); state->step already counts the update.
+  struct Work {
+    const ParamGroup* group;
+    ParamState* state;
+    Tensor param;
+    Tensor grad;
+  };
+  /// Updates every parameter of the step in one fused kernel call (one parallel region).
+  virtual void update(const std::vector<Work>& work) = 0;
   void add_groups(std::vector<ParamGroup> groups);
 
   ParamGroup defaults_;
@@ -126,6 +135,7 @@ class TSE_API Optimizer {
  private:
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;
+  std::vector<Work> work_;  // reused by step(): no allocation per step
 };
 
 struct AdamWOptions {
@@ -156,7 +166,7 @@ class TSE_API AdamW : public Optimizer {
  protected:
   void check_group(const ParamGroup& g, const char* who) const override;
   std::vector<std::string> state_names(const ParamGroup& g) const override;
-  void update(const ParamGroup& g, ParamState& st, const Tensor& p, const Tensor& grad) override;
+  void update(const std::vector<Work>& work) override;
 };
 
 struct SGDOptions {
@@ -184,7 +194,7 @@ class TSE_API SGD : public Optimizer {
  protected:
   void check_group(const ParamGroup& g, const char* who) const override;
   std::vector<std::string> state_names(const ParamGroup& g) const override;
-  void update(const ParamGroup& g, ParamState& st, const Tensor& p, const Tensor& grad) override;
+  void update(const std::vector<Work>& work) override;
 };
 
 }  // namespace tse::optim
