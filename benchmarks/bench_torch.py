@@ -34,6 +34,7 @@ CASES = {
     "conv1d.depthwise_k33": "[1, 256, 626] k 33 groups 256",
     "softmax.masknet": "[8, 1001, 1001] dim -1",
     "layer_norm.swin": "[4096, 128]",
+    "adamw.conformer_tse": "ConformerTSE's ~32M f32 params, one step",
 }
 # The whole ConformerTSE at the paper size (opt in with --models: seconds per call on this CPU).
 MODEL_CASES = {
@@ -107,6 +108,10 @@ class ConformerTSE(nn.Module):  # MODELS.md B s.2: 16 x 256, 4 heads, FFN 1024, 
         m = torch.sigmoid(s.head(s.after_norm(x))).transpose(1, 2)
         return torch.istft(X * m, 1024, 512, window=s.win, length=mix.size(-1))
 def case(name):
+    if name == "adamw.conformer_tse":  # torch's multi-tensor (foreach) AdamW
+        ps = list(ConformerTSE().parameters())
+        for p in ps: p.grad = rnd(*p.shape)
+        return torch.optim.AdamW(ps, lr=1e-3, weight_decay=1e-2, foreach=True).step
     if name.startswith("conformer_tse"):
         model = ConformerTSE(); mix, q = rnd(1, 320000), rnd(1, 512)
         if name.endswith("fwd_bwd_b1"):
@@ -158,6 +163,11 @@ def ours(name):
     if name == "layer_norm.swin":
         x, w, b = rnd(4096, 128), rnd(128), rnd(128)
         return lambda: F.layer_norm(x, (128,), w, b)
+    if name == "adamw.conformer_tse":
+        ps = tse.models.ConformerTSE().parameters()
+        for p in ps:
+            p.grad = rnd(*p.shape)
+        return tse.optim.AdamW(ps, lr=1e-3, weight_decay=1e-2).step
     if name.startswith("conformer_tse"):
         model, mix, q = tse.models.ConformerTSE(), rnd(1, SECONDS * SR), rnd(1, 512)
         if name.endswith("fwd_bwd_b1"):

@@ -59,4 +59,8 @@
 #include "tse/ops/reduction.hpp"
 #include "tse/ops/shape.hpp"
 #include "tse/ops/softmax.hpp"
+#include "tse/optim/clip.hpp"
+#include "tse/optim/optimizer.hpp"
+#include "tse/optim/schedule.hpp"
 #include "tse/train/data.hpp"
+#include "tse/train/trainer.hpp"

@@ -2,7 +2,7 @@
 # complete by tests/python/test_stubs.py.
 import builtins
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
 import numpy as np
@@ -1228,6 +1228,119 @@ def dropout(input: Tensor, p: builtins.float = 0.5, train: builtins.bool = True)
 
 class optim:
     """The submodule tse._C.optim (wrapped by tse.optim)."""
+
+    class ParamGroup:
+        lr: builtins.float
+        def __getitem__(self, key: str) -> Any: ...
+        def __setitem__(self, key: str, value: builtins.float) -> None: ...
+        def __contains__(self, key: str) -> builtins.bool: ...
+        def __len__(self) -> builtins.int: ...
+        def __iter__(self) -> Iterator[str]: ...
+        def keys(self) -> list[str]: ...
+        @property
+        def params(self) -> list[Tensor]: ...
+
+    class Optimizer:
+        def step(self) -> None: ...
+        def zero_grad(self, set_to_none: builtins.bool = True) -> None: ...
+        @property
+        def param_groups(self) -> list[optim.ParamGroup]: ...
+        def get_lr(self, group: builtins.int = 0) -> builtins.float: ...
+        def set_lr(self, lr: builtins.float, group: builtins.int | None = None) -> None: ...
+        @property
+        def type_name(self) -> str: ...
+        def state_tensors(self) -> dict[str, Tensor]: ...
+        def state_json(self) -> str: ...
+        def load_state(self, tensors: dict[str, Tensor], json: str) -> None: ...
+        def state_dict(self) -> dict[str, Any]: ...
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+    class AdamW(Optimizer):
+        def __init__(
+            self,
+            params: Iterable[Tensor] | Iterable[dict[str, Any]],
+            lr: builtins.float = 1e-3,
+            betas: tuple[builtins.float, builtins.float] = (0.9, 0.999),
+            eps: builtins.float = 1e-8,
+            weight_decay: builtins.float = 1e-2,
+            amsgrad: builtins.bool = False,
+        ) -> None: ...
+
+    class SGD(Optimizer):
+        def __init__(
+            self,
+            params: Iterable[Tensor] | Iterable[dict[str, Any]],
+            lr: builtins.float,
+            momentum: builtins.float = 0.0,
+            dampening: builtins.float = 0.0,
+            weight_decay: builtins.float = 0.0,
+            nesterov: builtins.bool = False,
+        ) -> None: ...
+
+    class LRScheduler:
+        def step(self) -> None: ...
+        def get_last_lr(self) -> list[builtins.float]: ...
+        @property
+        def last_lr(self) -> list[builtins.float]: ...
+        @property
+        def steps(self) -> builtins.int: ...
+        @property
+        def type_name(self) -> str: ...
+        def lr_at(self, initial_lr: builtins.float, step: builtins.int) -> builtins.float: ...
+        def state_json(self) -> str: ...
+        def load_state_json(self, json: str) -> None: ...
+        def state_dict(self) -> dict[str, str]: ...
+        def load_state_dict(self, state_dict: dict[str, str]) -> None: ...
+
+    class WarmupHoldDecay(LRScheduler):
+        def __init__(
+            self,
+            optimizer: optim.Optimizer,
+            warmup_steps: builtins.int = 4000,
+            hold_steps: builtins.int = 0,
+            decay_factor: builtins.float = 0.9,
+            decay_every: builtins.int = 10000,
+        ) -> None: ...
+
+    class CosineSchedule(LRScheduler):
+        def __init__(
+            self,
+            optimizer: optim.Optimizer,
+            total_steps: builtins.int,
+            warmup_steps: builtins.int = 0,
+            min_lr: builtins.float = 0.0,
+        ) -> None: ...
+
+    class ReduceLROnPlateau(LRScheduler):
+        def __init__(
+            self,
+            optimizer: optim.Optimizer,
+            mode: str = "min",
+            factor: builtins.float = 0.3,
+            patience: builtins.int = 5,
+            threshold: builtins.float = 1e-4,
+            threshold_mode: str = "rel",
+            cooldown: builtins.int = 0,
+            min_lr: builtins.float = 5e-6,
+            eps: builtins.float = 1e-8,
+        ) -> None: ...
+        def step(self, metrics: builtins.float | Tensor) -> None: ...  # type: ignore[override]
+        @property
+        def best(self) -> builtins.float: ...
+        @property
+        def num_bad_steps(self) -> builtins.int: ...
+        @property
+        def cooldown_counter(self) -> builtins.int: ...
+
+    @staticmethod
+    def clip_grad_norm_(
+        parameters: Tensor | Iterable[Tensor],
+        max_norm: builtins.float,
+        norm_type: builtins.float | str = 2.0,
+        error_if_nonfinite: builtins.bool = False,
+    ) -> builtins.float: ...
+    @staticmethod
+    def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: builtins.float) -> None: ...
 
 
 class train:

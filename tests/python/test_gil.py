@@ -34,6 +34,16 @@ def _tick_rate(start, end, ticks):
     return len(inside) / (end - start - 0.01)
 
 
+def _with_grad(x):
+    p = x.detach().clone().requires_grad_()
+    p.grad = x.detach().clone()
+    return p
+
+
+def _adamw_step_of(x):
+    return tse.optim.AdamW([_with_grad(x)]).step
+
+
 def _backward_of(x):
     y = (x.detach().requires_grad_() * 2.0).sum()  # the graph is built before the timed call
     return y.backward
@@ -45,6 +55,8 @@ def _backward_of(x):
         ("sum", lambda x: (lambda: x.sum())),
         ("exp", lambda x: (lambda: tse.exp(x))),
         ("backward", lambda x: _backward_of(x)),
+        ("optim.AdamW.step", lambda x: _adamw_step_of(x)),
+        ("optim.clip_grad_norm_", lambda x: (lambda p: lambda: tse.optim.clip_grad_norm_([p], 1.0))(_with_grad(x))),
     ],
 )
 def test_main_thread_runs_while_a_kernel_runs(name, make_call):
