@@ -4,86 +4,18 @@
 // projection, the three attention products per head; for the backward also each GEMM's dX and
 // dW): ratio = GEMM-sum time / model time, so 1 / ratio is the model's overhead over its GEMMs.
 // The rows are tagged "model" and "long" (seconds per call); each prints the process's peak RSS.
-#include <sys/resource.h>
-
 #include "bench.hpp"
-#include "onednn_peer.hpp"
+#include "conformer_gemms.hpp"
 
 namespace {
 
 using namespace tse;
 using bench::Bench;
-using bench::f32_md;
-using bench::OneDnnPeer;
+using bench::gemm_peer;
+using bench::model_gemms;
+using bench::peak_rss;
 
 constexpr int64_t kSamples = 320000;  // 10 s at 32 kHz -> 626 frames at hop 512
-
-struct Gemm {
-  int64_t batch, M, N, K;  // (batch x) [M, K] @ [K, N]
-  bool a_t = false;        // A stored [K, M] (read transposed), as dW = dY^T X
-  bool b_t = false;        // B stored [N, K] (read transposed), as a Linear's weight or k^T, p^T
-};
-
-// Every GEMM of one ConformerTSE forward at batch B (MODELS.md B s.2.3 and s.2.5).
-std::vector<Gemm> model_gemms(const models::ConformerTSEConfig& c, int64_t B, int64_t T) {
-  const int64_t BT = B * T, D = c.d_model, F = c.n_bins(), H = c.num_heads, dk = D / H, P = 2 * T - 1;
-  // The layouts the model's ops hand to oneDNN: Linear reads its [out, in] weight transposed;
-  // the scores read k and p transposed.
-  std::vector<Gemm> g{{1, BT, D, F, false, true}};  // embed.0
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    g.push_back({1, BT, D, D, false, true});                       // cond linear1
-    g.push_back({1, B, 2 * D, c.query_dim, false, true});          // FiLM gamma and beta
-    g.push_back({1, BT, D, D, false, true});                       // cond linear2
-    g.push_back({1, BT, c.ffn_dim, D, false, true});               // macaron w_1
-    g.push_back({1, BT, D, c.ffn_dim, false, true});               // macaron w_2
-    for (int i = 0; i < 3; ++i) g.push_back({1, BT, D, D, false, true});  // q, k, v
-    g.push_back({1, P, D, D, false, true});                        // linear_pos (table shared by the batch)
-    g.push_back({B * H, T, T, dk, false, true});                   // (q + u) k^T
-    g.push_back({B * H, T, P, dk, false, true});                   // (q + v) p^T
-    g.push_back({B * H, T, dk, T});                   // attn v
-    g.push_back({1, BT, D, D, false, true});                       // linear_out
-    g.push_back({1, BT, 2 * D, D, false, true});                   // pointwise_conv1
-    g.push_back({1, BT, D, D, false, true});                       // pointwise_conv2
-    g.push_back({1, BT, c.ffn_dim, D, false, true});               // w_1
-    g.push_back({1, BT, D, c.ffn_dim, false, true});               // w_2
-  }
-  g.push_back({1, BT, F, D, false, true});  // mask_head
-  return g;
-}
-
-// The GEMMs over three shared scratch buffers (their values do not matter for the timing).
-std::shared_ptr<OneDnnPeer> gemm_peer(const std::vector<Gemm>& gemms, bool with_backward) {
-  auto peer = std::make_shared<OneDnnPeer>();
-  std::vector<Gemm> all;
-  for (const Gemm& g : gemms) {
-    all.push_back(g);
-    if (with_backward) {
-      all.push_back({g.batch, g.M, g.K, g.N, false, !g.b_t});  // dX = dY B^T
-      all.push_back({g.batch, g.K, g.N, g.M, true, false});    // dB = A^T dY (dW^T for a Linear)
-    }
-  }
-  int64_t na = 0, nb = 0, nc = 0;
-  for (const Gemm& g : all) {
-    na = std::max(na, g.batch * g.M * g.K);
-    nb = std::max(nb, g.batch * g.K * g.N);
-    nc = std::max(nc, g.batch * g.M * g.N);
-  }
-  static std::vector<std::shared_ptr<std::vector<float>>> keep;  // alive as long as the peers
-  auto a = bench::buffer(na), b = bench::buffer(nb), c = bench::buffer(nc);
-  std::fill(a->begin(), a->end(), 0.5f), std::fill(b->begin(), b->end(), 0.25f);
-  keep.insert(keep.end(), {a, b, c});
-  for (const Gemm& g : all)
-    peer->add(f32_md({g.batch, g.M, g.K}, {g.M * g.K, g.a_t ? 1 : g.K, g.a_t ? g.M : 1}), a->data(),
-              f32_md({g.batch, g.K, g.N}, {g.K * g.N, g.b_t ? 1 : g.N, g.b_t ? g.K : 1}), b->data(),
-              f32_md({g.batch, g.M, g.N}, {g.M * g.N, g.N, 1}), c->data());
-  return peer;
-}
-
-std::string peak_rss() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return "peak RSS " + std::to_string(u.ru_maxrss / 1024) + " MB";
-}
 
 Bench model_bench(int64_t B, bool backward) {
   manual_seed(0);
@@ -111,10 +43,7 @@ Bench model_bench(int64_t B, bool backward) {
 
 double model_flops(int64_t B, bool backward) {
   models::ConformerTSEConfig c;
-  double f = 0;
-  for (const Gemm& g : model_gemms(c, B, 1 + kSamples / c.hop_length))
-    f += 2.0 * static_cast<double>(g.batch * g.M * g.N * g.K);
-  return backward ? 3 * f : f;
+  return bench::model_gemm_flops(c, B, 1 + kSamples / c.hop_length, backward);
 }
 
 const bool registered = [] {

@@ -40,6 +40,8 @@ CASES = {
 MODEL_CASES = {
     "conformer_tse.fwd_b1": "[1, 320000] paper size, forward (no grad)",
     "conformer_tse.fwd_bwd_b1": "[1, 320000] paper size, forward + backward",
+    "train_step.demo_b16": "[16, 32000] the demo's 4 x 128 model: fwd, -SI-SDR, bwd, clip, AdamW",
+    "train_step.paper_b4": "[4, 32000] paper size: fwd, -SI-SDR, bwd, clip, AdamW",
 }
 # No GEMM rows: Debian's torch 1.13 multiplies through a slow BLAS path here (about 2 GFLOP/s at
 # the MaskNet's 1001x640x2560), so GEMMs are compared with raw oneDNN in tse-bench instead.
@@ -112,6 +114,18 @@ def case(name):
         ps = list(ConformerTSE().parameters())
         for p in ps: p.grad = rnd(*p.shape)
         return torch.optim.AdamW(ps, lr=1e-3, weight_decay=1e-2, foreach=True).step
+    if name.startswith("train_step"):
+        demo = name.endswith("demo_b16"); B = 16 if demo else 4
+        model = ConformerTSE(L=4, D=128, Fh=512) if demo else ConformerTSE()
+        mix, tgt, q = rnd(B, 32000), rnd(B, 32000), rnd(B, 512)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, foreach=True)
+        def step():
+            with torch.enable_grad():
+                opt.zero_grad(); est = model(mix, q)
+                s_ = (est * tgt).sum(-1, keepdim=True) / (tgt * tgt).sum(-1, keepdim=True) * tgt
+                loss = -(10 * torch.log10((s_ * s_).sum(-1) / ((est - s_) ** 2).sum(-1))).mean()
+                loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0); opt.step()
+        return step
     if name.startswith("conformer_tse"):
         model = ConformerTSE(); mix, q = rnd(1, 320000), rnd(1, 512)
         if name.endswith("fwd_bwd_b1"):
@@ -168,6 +182,23 @@ def ours(name):
         for p in ps:
             p.grad = rnd(*p.shape)
         return tse.optim.AdamW(ps, lr=1e-3, weight_decay=1e-2).step
+    if name.startswith("train_step"):
+        demo = name.endswith("demo_b16")
+        B = 16 if demo else 4
+        model = (tse.models.ConformerTSE(num_layers=4, d_model=128, ffn_dim=512) if demo
+                 else tse.models.ConformerTSE())
+        mix, tgt, q = rnd(B, 32000), rnd(B, 32000), rnd(B, 512)
+        params = model.parameters()
+        opt = tse.optim.AdamW(params, lr=1e-3, weight_decay=1e-2)
+        loss_fn = tse.nn.NegSISDR()
+
+        def step():
+            with tse.enable_grad():
+                opt.zero_grad()
+                loss_fn(model(mix, q), tgt).backward()
+                tse.optim.clip_grad_norm_(params, 5.0)
+                opt.step()
+        return step
     if name.startswith("conformer_tse"):
         model, mix, q = tse.models.ConformerTSE(), rnd(1, SECONDS * SR), rnd(1, 512)
         if name.endswith("fwd_bwd_b1"):

@@ -182,7 +182,7 @@ void bind_train_data(py::module_& m) {
       .def_readonly("snr_db", &train::MixtureBatch::snr_db)
       .def("__len__", [](const train::MixtureBatch& b) { return b.target_label.size(); });
 
-  py::class_<train::MixtureSampler>(m, "MixtureSampler",
+  py::class_<train::MixtureSampler, std::shared_ptr<train::MixtureSampler>>(m, "MixtureSampler",
                                     "On-the-fly mixtures; batch(index, batch_size) is a pure function of "
                                     "(seed, index, batch_size).")
       .def(py::init([](const std::shared_ptr<ClipBank>& bank, std::optional<train::MixtureOptions> o, uint64_t seed) {
@@ -212,11 +212,144 @@ void bind_train_data(py::module_& m) {
       "The fixed held-out set: no augmentation, target labels round-robin, interferer of another label.");
 }
 
+// ---- trainer (tse/train/trainer.hpp) ------------------------------------------------------
+
+std::string trainer_config_json(const py::object& config, const py::kwargs& kwargs) {
+  py::dict merged;
+  if (!config.is_none()) {
+    if (!py::isinstance<py::dict>(config)) throw py::type_error("Trainer: config must be a dict (or pass keyword arguments)");
+    for (auto item : config.cast<py::dict>()) merged[item.first] = item.second;
+  }
+  for (auto item : kwargs) merged[item.first] = item.second;
+  return py::module_::import("json").attr("dumps")(merged).cast<std::string>();
+}
+
+void bind_trainer(py::module_& m) {
+  py::class_<train::StepStats>(m, "StepStats", "One optimiser step.")
+      .def_readonly("step", &train::StepStats::step)
+      .def_readonly("loss", &train::StepStats::loss)
+      .def_readonly("lr", &train::StepStats::lr)
+      .def_readonly("grad_norm", &train::StepStats::grad_norm)
+      .def_readonly("seconds", &train::StepStats::seconds)
+      .def_readonly("mixtures_per_second", &train::StepStats::mixtures_per_second);
+
+  py::class_<train::EvalResult>(m, "EvalResult", "SI-SDR / SI-SDRi on fixed mixtures, per mixture and per class.")
+      .def_readonly("labels", &train::EvalResult::labels)
+      .def_readonly("target_label", &train::EvalResult::target_label)
+      .def_readonly("si_sdr", &train::EvalResult::si_sdr)
+      .def_readonly("si_sdri", &train::EvalResult::si_sdri)
+      .def_readonly("class_count", &train::EvalResult::class_count)
+      .def_readonly("class_mean", &train::EvalResult::class_mean)
+      .def_readonly("class_median", &train::EvalResult::class_median)
+      .def_readonly("mean", &train::EvalResult::mean)
+      .def_readonly("median", &train::EvalResult::median)
+      .def_readonly("seconds", &train::EvalResult::seconds);
+
+  m.def(
+      "evaluate",
+      [](models::Separator& model, const models::QueryEncoder& queries, const std::vector<std::string>& labels,
+         const train::MixtureBatch& mixtures, int64_t batch_size) {
+        py::gil_scoped_release nogil;
+        return train::evaluate(model, queries, labels, mixtures, batch_size);
+      },
+      py::arg("model"), py::arg("queries"), py::arg("labels"), py::arg("mixtures"), py::arg("batch_size") = 20,
+      "SI-SDR and SI-SDRi of a model on fixed mixtures, each queried by its target's label");
+
+  py::class_<train::Trainer>(m, "Trainer",
+                             "Trains a Separator on MixtureSampler batches: validation, metrics CSV, progress, "
+                             "atomic checkpoints and bit-exact resume")
+      .def(py::init([](std::shared_ptr<models::Separator> model, std::shared_ptr<models::QueryEncoder> queries,
+                       std::shared_ptr<train::MixtureSampler> data, py::object config, py::kwargs kwargs) {
+             return std::make_unique<train::Trainer>(std::move(model), std::move(queries), std::move(data),
+                                                     train::TrainerConfig::from_json(trainer_config_json(config, kwargs)));
+           }),
+           py::arg("model"), py::arg("queries"), py::arg("data"), py::arg("config") = py::none(),
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::keep_alive<1, 4>())
+      .def_property_readonly("config",
+                             [](const train::Trainer& t) { return py::module_::import("json").attr("loads")(t.config().to_json()); })
+      .def_property_readonly("step", &train::Trainer::step)
+      .def_property_readonly("labels", &train::Trainer::labels)
+      .def("set_validation", &train::Trainer::set_validation, py::arg("mixtures"))
+      .def(
+          "fit",
+          [](train::Trainer& t, py::object callback) {
+            // Ctrl-C reaches Python between steps: the callback checks for signals with the GIL.
+            auto cb = [&callback](const train::StepStats& s) {
+              py::gil_scoped_acquire gil;
+              if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+              if (callback.is_none()) return true;
+              py::object r = callback(s);
+              return r.is_none() || r.cast<bool>();
+            };
+            py::gil_scoped_release nogil;
+            return t.fit(cb);
+          },
+          py::arg("callback") = py::none(),
+          "train to config['max_steps']; callback(StepStats) after each step may return False to stop")
+      .def(
+          "train_step",
+          [](train::Trainer& t) {
+            py::gil_scoped_release nogil;
+            return t.train_step();
+          })
+      .def(
+          "evaluate",
+          [](const train::Trainer& t, const train::MixtureBatch& b) {
+            py::gil_scoped_release nogil;
+            return t.evaluate(b);
+          },
+          py::arg("mixtures"))
+      .def(
+          "save_checkpoint",
+          [](train::Trainer& t, py::object path) {
+            if (path.is_none()) {
+              py::gil_scoped_release nogil;
+              return t.save_checkpoint();
+            }
+            const std::string p = fspath(path);
+            py::gil_scoped_release nogil;
+            t.save_checkpoint_to(p);
+            return p;
+          },
+          py::arg("path") = py::none(), "to output_dir/checkpoints (or to path); returns the file written")
+      .def(
+          "load_checkpoint",
+          [](train::Trainer& t, const py::object& path) {
+            const std::string p = fspath(path);
+            py::gil_scoped_release nogil;
+            t.load_checkpoint(p);
+          },
+          py::arg("path"))
+      .def(
+          "resume",
+          [](train::Trainer& t, const py::object& path) {
+            const std::string p = fspath(path);
+            py::gil_scoped_release nogil;
+            return t.resume(p);
+          },
+          py::arg("checkpoint_or_output_dir"), "loads a checkpoint file or an output folder's newest loadable one")
+      .def_static(
+          "latest_checkpoint", [](const py::object& dir) { return train::Trainer::latest_checkpoint(fspath(dir)); },
+          py::arg("output_dir"))
+      .def(
+          "export_model",
+          [](const train::Trainer& t, const py::object& path) {
+            const std::string p = fspath(path);
+            py::gil_scoped_release nogil;
+            t.export_model(p);
+          },
+          py::arg("path"), "the model with its query encoder (tse.models.load_separator reads it)")
+      .def(
+          "queries_for", [](const train::Trainer& t, const std::vector<int64_t>& labels) { return t.queries_for(labels); },
+          py::arg("labels"));
+}
+
 }  // namespace
 
 void bind_train(py::module_& m) {
   py::module_ train = m.def_submodule("train", "Data pipeline and Trainer");
   bind_train_data(train);
+  bind_trainer(train);
 }
 
 }  // namespace tse::python

@@ -32,7 +32,8 @@ def demo_config():
         "model": {"num_layers": 4, "d_model": 128, "num_heads": 4, "ffn_dim": 512, "conv_kernel": 33,
                   "sample_rate": 32000, "n_fft": 1024, "hop_length": 512},
         "data": {"dataset": "builtin", "seed": 0, "test_mixtures": 200, "test_snr_db": 0.0,
-                 "options": {"segment_samples": 32000, "snr_db_min": -5.0, "snr_db_max": 5.0}},
+                 "options": {"segment_samples": 32000, "snr_db_min": -5.0, "snr_db_max": 5.0,
+                             "loop_probability": 0.8}},
         "queries": {"dim": 512, "seed": 0},
         "train": {"max_steps": 2000, "batch_size": 16, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2,
                   "schedule": "cosine", "warmup_steps": 100, "min_lr": 1e-5, "grad_clip": 5.0,
@@ -82,10 +83,13 @@ class Run:
         else:
             catalog = train.SoundCatalog.from_csv(dataset)
         self.catalog = catalog
-        self.train_bank, self.test_bank = train.split_builtin(catalog, sr)
+        self.train_bank, self.test_bank = train.split(catalog, sample_rate=sr)
         options = dict(data_cfg.get("options", {}))
         options.setdefault("sample_rate", sr)
-        self.options = train.MixtureOptions(**options)
+        try:
+            self.options = train.MixtureOptions(**options)
+        except TypeError as e:  # an unknown keyword
+            raise ValueError(f"config [data.options]: {e}") from None
         self.data = train.MixtureSampler(self.train_bank, self.options, int(data_cfg.get("seed", 0)))
         self.test = train.make_test_mixtures(self.test_bank, int(data_cfg.get("test_mixtures", 200)),
                                              float(data_cfg.get("test_snr_db", 0.0)),
@@ -95,12 +99,12 @@ class Run:
         if int(q.get("dim", 512)) != self.model.query_dim:
             raise ValueError(f"config: [queries] dim ({q.get('dim')}) must equal [model] query_dim "
                              f"({self.model.query_dim})")
-        self.labels = list(catalog.labels)
+        self.labels = list(self.train_bank.labels)
         self.queries = models.LabelQueryEncoder(self.labels, int(q.get("dim", 512)), int(q.get("seed", 0)))
         tcfg = dict(cfg["train"])
         if output_dir is not None:
             tcfg["output_dir"] = os.fspath(output_dir)
-        self.trainer = train.Trainer(self.model, self.queries, self.labels, self.data, tcfg)
+        self.trainer = train.Trainer(self.model, self.queries, self.data, tcfg)
         self.trainer.set_validation(self.test)
 
 
@@ -116,6 +120,21 @@ def format_eval(result):
             lines.append(f"{name:<16}{n:>9}{mean:>11.2f} dB{med:>6.2f} dB")
     lines.append(f"{'all':<16}{len(result.si_sdri):>9}{result.mean:>11.2f} dB{result.median:>6.2f} dB")
     return "\n".join(lines)
+
+
+def ideal_ratio_mask_si_sdri(mixtures, n_fft, hop_length):
+    """Mean SI-SDRi of the oracle ideal ratio mask sqrt(|S|^2 / (|S|^2 + |N|^2))
+    applied to the mixture STFT (mixture phase): the ceiling of a magnitude mask on these mixtures."""
+    import numpy as np
+    from . import audio, metrics
+    S = audio.stft(mixtures.target, n_fft, hop_length=hop_length).numpy()
+    N = audio.stft(mixtures.interference, n_fft, hop_length=hop_length).numpy()
+    X = audio.stft(mixtures.mixture, n_fft, hop_length=hop_length).numpy()
+    ps, pn = (S ** 2).sum(-1), (N ** 2).sum(-1)
+    mask = np.sqrt(ps / np.maximum(ps + pn, 1e-20))[..., None]
+    est = audio.istft(_C.tensor((X * mask).astype(np.float32)), n_fft, hop_length=hop_length,
+                      length=mixtures.mixture.shape[-1])
+    return float(metrics.si_sdri(est, mixtures.target, mixtures.mixture).numpy().mean())
 
 
 def _fit(run):
@@ -148,14 +167,16 @@ def cmd_demo(args):
     print(f"demo: ConformerTSE {m['num_layers']} layers x {m['d_model']}, {m['num_heads']} heads, FFN {m['ffn_dim']}, "
           f"kernel {m['conv_kernel']} ({run.model.num_parameters():,} parameters), STFT {m['n_fft']}/{m['hop_length']} "
           f"at {m['sample_rate']} Hz")
-    print(f"data: {len(run.labels)} classes of built-in sounds, {run.train_bank.num_clips} training clips, "
-          f"{run.test_bank.num_clips} held-out; {len(run.test.target_label)} held-out mixtures at "
+    print(f"data: {len(run.labels)} classes of built-in sounds, {run.train_bank.size} training clips, "
+          f"{run.test_bank.size} held-out; {len(run.test.target_label)} held-out mixtures at "
           f"{cfg['data']['test_snr_db']:g} dB; {_C.get_num_threads()} threads")
     print(f"training {cfg['train']['max_steps']} steps of {cfg['train']['batch_size']} mixtures "
           f"({cfg['data']['options']['segment_samples'] / m['sample_rate']:g} s each)")
     result, steps, seconds, rate = _fit(run)
     run.trainer.export_model(os.path.join(out, "model.safetensors"))
     print(format_eval(result))
+    irm = ideal_ratio_mask_si_sdri(run.test, m["n_fft"], m["hop_length"])
+    print(f"(the ideal ratio mask on the same mixtures: {irm:.2f} dB)")
     print(f"training speed: {rate:.1f} mixtures/s ({steps} steps in {seconds:.0f} s)")
     print(f"mean SI-SDRi: {result.mean:.2f} dB")
 
@@ -233,11 +254,12 @@ def cmd_eval(args):
         _C.set_num_threads(args.threads)
     loaded = _load_checkpoint(args.checkpoint)
     catalog = train.SoundCatalog.builtin(args.root)
-    labels = list(catalog.labels)
-    missing = [l for l in labels if l not in loaded.queries.vocabulary]
+    _, test_bank = train.split(catalog, sample_rate=loaded.model.sample_rate)
+    labels = list(test_bank.labels)
+    known = getattr(loaded.queries, "vocabulary", labels)
+    missing = [l for l in labels if l not in known]
     if missing:
         raise ValueError(f"{args.checkpoint} was not trained on the built-in labels (missing: {', '.join(missing)})")
-    _, test_bank = train.split_builtin(catalog, loaded.model.sample_rate)
     test = train.make_test_mixtures(test_bank, args.mixtures, args.snr, int(loaded.model.sample_rate * args.seconds))
     result = train.evaluate(loaded.model, loaded.queries, labels, test, args.batch_size)
     print(format_eval(result))

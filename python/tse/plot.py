@@ -54,11 +54,12 @@ def write_png(path, rgb):
     os.replace(tmp, path)
 
 
-def save_spectrograms(path, waves, n_fft=1024, hop_length=256, dynamic_range_db=80.0, gap=4, scale=2):
+def save_spectrograms(path, waves, n_fft=1024, hop_length=256, dynamic_range_db=80.0, gap=4, width=768):
     """Draws each wave's spectrogram (low frequencies at the bottom), stacked top to bottom in
     the given order, all on one dB scale (the loudest bin of all minus ``dynamic_range_db``),
-    separated by ``gap`` white rows; each time frame is ``scale`` pixels wide."""
+    separated by ``gap`` white rows; time frames are widened to about ``width`` pixels."""
     specs = [spectrogram_db(w, n_fft, hop_length)[::-1] for w in waves]
+    scale = max(1, round(width / max(s.shape[1] for s in specs)))
     top = max(float(s.max()) for s in specs)
     panels = []
     for i, s in enumerate(specs):

@@ -28,6 +28,24 @@ split = _C.train.split
 split_builtin = _C.train.split_builtin
 make_test_mixtures = _C.train.make_test_mixtures
 
+# ---- trainer (tse/train/trainer.hpp) ---------------------------------------------------------
+#
+# The Trainer runs the whole loop in C++ (data, forward, backward, clipping, update, schedule)
+# with the GIL released; config keys are TrainerConfig's (unknown keys are errors):
+#
+#     >>> model = tse.models.ConformerTSE(num_layers=4, d_model=128, ffn_dim=512)
+#     >>> queries = tse.models.LabelQueryEncoder(train_bank.labels)
+#     >>> trainer = tse.train.Trainer(model, queries, sampler, {"max_steps": 2000, "output_dir": "run"})
+#     >>> trainer.set_validation(test)
+#     >>> result = trainer.fit()           # Ctrl-C stops between steps
+#     >>> result.mean, result.class_mean   # SI-SDRi, dB
+#     >>> trainer.resume("run")            # newest loadable checkpoint; continues bit-exactly
+
+StepStats = _C.train.StepStats
+EvalResult = _C.train.EvalResult
+Trainer = _C.train.Trainer
+evaluate = _C.train.evaluate
+
 __all__ = [
     "SoundClip",
     "SoundCatalog",
@@ -41,4 +59,8 @@ __all__ = [
     "split",
     "split_builtin",
     "make_test_mixtures",
+    "StepStats",
+    "EvalResult",
+    "Trainer",
+    "evaluate",
 ]

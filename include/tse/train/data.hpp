@@ -132,10 +132,10 @@ struct MixtureOptions {
   double snr_db_min = -5, snr_db_max = 5;  // target-to-interference SNR ~ U[min, max]
   bool peak_normalize = true;      // audio::mix_at_snr: mixtures peaking above 1 scaled to peak 0.9
   int64_t num_interferers = 1;     // each from a label other than the target's
-  bool augment = true;             // false: no gain, speed or looping (placement and crop stay random)
+  bool augment = true;             // false: no gain or speed (looping, placement and crop stay random)
   double gain_db_min = -6, gain_db_max = 6;  // per source, before mixing (with augment)
   bool speed_perturb = true;       // a speed variant ~ U(bank speeds) per source (with augment)
-  double loop_probability = 0.5;   // a clip shorter than L is tiled from a random phase (with augment)
+  double loop_probability = 0.5;   // a clip shorter than L is tiled from a random phase, else zero-padded
   /// A source segment whose clip samples (the zero padding of a short clip not counted) have a
   /// mean power below this (dBFS, before gain) is redrawn, deterministically.
   double silence_db = -50;
@@ -176,7 +176,8 @@ class TSE_API MixtureSampler {
 inline constexpr uint64_t kTestMixtureSeed = 20240917;
 
 /// The fixed held-out set: count mixtures of segment_samples at snr_db, peak-normalised, no
-/// augmentation; item i's target label is present_labels()[i % labels] (so every label gets
+/// augmentation, clips shorter than the segment tiled from a random phase (so that target and
+/// interferer overlap throughout, not just where a short clip happens to sit); item i's target label is present_labels()[i % labels] (so every label gets
 /// count / labels items, the first count % labels one more), its interferer from another label.
 TSE_API MixtureBatch make_test_mixtures(const ClipBank& test, int64_t count = 200, double snr_db = 0.0,
                                         int64_t segment_samples = 32000, uint64_t seed = kTestMixtureSeed);

@@ -1,0 +1,280 @@
+"""The command line (`python -m tse train / separate / eval`) on the built-in sounds with a tiny
+model: exact resume after SIGKILL, checkpoints that survive a failed write, separation of a
+real file at its own rate and channel count, and clear errors for bad input."""
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tse
+
+TINY = """
+[model]
+num_layers = 1
+d_model = 32
+num_heads = 2
+ffn_dim = 64
+conv_kernel = 7
+
+[data]
+seed = 3
+test_mixtures = 16
+
+[data.options]
+segment_samples = 16000
+
+[train]
+max_steps = {steps}
+batch_size = 4
+lr = 2e-3
+checkpoint_every = {every}
+keep_last = 50
+log_every = 2
+eval_batch_size = 8
+progress = false
+"""
+
+REAL_FILE = "/usr/share/sounds/alsa/Front_Center.wav"  # 48 kHz mono speech (alsa-utils)
+
+
+def run_cli(*args, check=True, timeout=600, **kw):
+    env = dict(os.environ, TSE_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "tse", *args], capture_output=True, text=True, timeout=timeout, env=env,
+                       **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"python -m tse {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def write_config(tmp_path, steps=12, every=3, name="tiny.toml"):
+    path = tmp_path / name
+    path.write_text(TINY.format(steps=steps, every=every))
+    return path
+
+
+def weights(path):
+    return {k: v.numpy().copy() for k, v in tse.io.load_safetensors(path).items()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """An uninterrupted 12-step run: its output folder."""
+    tmp = tmp_path_factory.mktemp("cli")
+    cfg = write_config(tmp)
+    out = tmp / "straight"
+    p = run_cli("train", "--config", str(cfg), "-o", str(out))
+    assert "mean SI-SDRi:" in p.stdout
+    return out
+
+
+def test_train_writes_model_checkpoints_and_metrics(trained):
+    assert (trained / "model.safetensors").is_file()
+    ckpts = sorted(os.listdir(trained / "checkpoints"))
+    assert "step-00000012.safetensors" in ckpts and "latest" in ckpts
+    assert (trained / "checkpoints" / "latest").read_text().strip() == "step-00000012.safetensors"
+    rows = (trained / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,lr,grad_norm,mixtures_per_s,val_si_sdri"
+    steps = [int(r.split(",")[0]) for r in rows[1:]]
+    assert steps == sorted(steps) and steps[-1] == 12
+    assert rows[-1].split(",")[-1] != ""  # the final validation
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, trained):
+    cfg = write_config(tmp_path)
+    out = tmp_path / "killed"
+    env = dict(os.environ, TSE_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "tse", "train", "--config", str(cfg), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    target = out / "checkpoints" / "step-00000006.safetensors"
+    deadline = time.time() + 300
+    while not target.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert target.exists(), "the run did not reach its step-6 checkpoint"
+    assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
+    p = run_cli("train", "--config", str(cfg), "-o", str(out), "--resume")
+    assert "resuming from" in p.stdout
+    a, b = weights(trained / "model.safetensors"), weights(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k} differs after kill + resume"
+    # The checkpoint (weights + optimiser state) is identical too.
+    a = weights(trained / "checkpoints" / "step-00000012.safetensors")
+    b = weights(out / "checkpoints" / "step-00000012.safetensors")
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{k} differs in the final checkpoint"
+
+
+def test_a_checkpoint_cut_off_mid_write_never_replaces_a_good_one(tmp_path):
+    cfg = write_config(tmp_path, steps=3, every=3)
+    out = tmp_path / "cut"
+    run_cli("train", "--config", str(cfg), "-o", str(out))
+    good = out / "checkpoints" / "step-00000003.safetensors"
+    before = good.read_bytes()
+    size = len(before)
+
+    def limit_file_size():  # writes past half a checkpoint fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    cfg6 = write_config(tmp_path, steps=6, every=3, name="six.toml")
+    p = run_cli("train", "--config", str(cfg6), "-o", str(out), "--resume", check=False,
+                preexec_fn=limit_file_size)
+    assert p.returncode != 0 and "step-00000006" in p.stderr, p.stderr
+    ckpts = sorted(n for n in os.listdir(out / "checkpoints"))
+    assert ckpts == ["latest", "step-00000003.safetensors"], ckpts  # no partial file left, no new name
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-00000003.safetensors"
+    assert good.read_bytes() == before
+    # ... and the run resumes from it.
+    p = run_cli("train", "--config", str(cfg6), "-o", str(out), "--resume")
+    assert "step-00000003" in p.stdout
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, trained):
+    import shutil
+    out = tmp_path / "damaged"
+    shutil.copytree(trained, out)
+    newest = out / "checkpoints" / "step-00000012.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])  # truncated by some other tool
+    cfg = write_config(tmp_path)
+    p = run_cli("train", "--config", str(cfg), "-o", str(out), "--resume")
+    assert "skipping" in p.stderr and "step-00000009" in p.stdout
+
+
+def test_separate_a_real_file_at_its_rate_and_channels(tmp_path, trained):
+    info = tse.audio.info(REAL_FILE)
+    out = tmp_path / "speech.wav"
+    p = run_cli("separate", REAL_FILE, "--query", "speech", "--checkpoint", str(trained / "model.safetensors"),
+                "-o", str(out))
+    assert "separated" in p.stdout
+    y, sr = tse.audio.load(out)
+    assert sr == info.sample_rate and y.shape == (info.channels, info.frames)
+    assert np.isfinite(y.numpy()).all()
+    # Stereo at 44.1 kHz in -> stereo at 44.1 kHz out.
+    x, _ = tse.audio.load(REAL_FILE, sr=44100)
+    stereo = tmp_path / "stereo.wav"
+    tse.audio.save(stereo, tse.cat([x, x * 0.5], 0), 44100)
+    run_cli("separate", str(stereo), "--query", "speech", "--checkpoint", str(trained / "model.safetensors"),
+            "-o", str(tmp_path / "stereo-out.wav"))
+    y, sr = tse.audio.load(tmp_path / "stereo-out.wav")
+    assert sr == 44100 and y.shape == (2, x.shape[1])
+
+
+def test_eval_reports_the_mean(trained):
+    p = run_cli("eval", "--checkpoint", str(trained / "model.safetensors"), "--mixtures", "16", "--seconds", "0.5")
+    assert "mean SI-SDRi:" in p.stdout and "all" in p.stdout
+
+
+@pytest.mark.parametrize("case", ["empty", "nan", "unknown_label", "negative", "missing_ckpt", "corrupt_ckpt",
+                                  "missing_input"])
+def test_separate_bad_inputs_give_clear_errors(tmp_path, trained, case):
+    ckpt = str(trained / "model.safetensors")
+    src = REAL_FILE
+    args = ["--query", "speech"]
+    expect = ""
+    if case == "empty":
+        src = str(tmp_path / "empty.wav")
+        _write_float_wav(src, np.zeros((1, 0), dtype=np.float32), 16000)  # a valid header, zero frames
+        expect = "empty.wav"
+    elif case == "nan":
+        src = str(tmp_path / "nan.wav")
+        a = np.zeros((1, 1600), dtype=np.float32)
+        a[0, 10] = np.nan
+        _write_float_wav(src, a, 16000)
+        expect = "NaN"
+    elif case == "unknown_label":
+        args = ["--query", "didgeridoo"]
+        expect = "unknown label \"didgeridoo\""
+    elif case == "negative":
+        args = ["--query", "speech", "--negative", "cat"]
+        expect = "does not support negative queries"
+    elif case == "missing_ckpt":
+        ckpt = str(tmp_path / "nope.safetensors")
+        expect = "checkpoint not found"
+    elif case == "corrupt_ckpt":
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(open(ckpt, "rb").read()[:1000])
+        ckpt = str(bad)
+        expect = "bad.safetensors"
+    elif case == "missing_input":
+        src = str(tmp_path / "missing.wav")
+        expect = "missing.wav"
+    p = run_cli("separate", src, *args, "--checkpoint", ckpt, "-o", str(tmp_path / "o.wav"), check=False)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "error:" in p.stderr and expect in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def _write_float_wav(path, a, sr):
+    """A float32 WAV written by hand (tse.audio.save rightly refuses NaN)."""
+    import struct
+    data = np.ascontiguousarray(a.T, dtype="<f4").tobytes()
+    ch = a.shape[0]
+    fmt = struct.pack("<HHIIHH", 3, ch, sr, sr * 4 * ch, 4 * ch, 32)
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("[model]\nnum_layer = 2\n", "unknown key \"num_layer\""),
+    ("[train]\nlr = \"fast\"\n", "\"lr\" must be a number"),
+    ("[train]\nbatch_size = 0\n", "batch_size must be positive"),
+    ("[trian]\nlr = 1.0\n", "unknown key(s) trian"),
+    ("[train\n", "not valid TOML"),
+    ("[data]\ndataset = \"/nonexistent/manifest.csv\"\n", "manifest.csv"),
+])
+def test_train_bad_configs_give_clear_errors(tmp_path, text, expect):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    p = run_cli("train", "--config", str(cfg), "-o", str(tmp_path / "o"), check=False)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert expect in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_missing_config_file(tmp_path):
+    p = run_cli("train", "--config", str(tmp_path / "none.toml"), check=False)
+    assert p.returncode == 2 and "config file not found" in p.stderr
+
+
+def test_demo_config_is_the_example_toml():
+    from pathlib import Path
+    from tse import cli
+    toml = Path(__file__).resolve().parents[2] / "examples" / "configs" / "demo.toml"
+    assert cli.load_toml(toml) == cli.demo_config()
+
+
+def test_paper_config_builds_the_paper_model():
+    from pathlib import Path
+    from tse import cli
+    cfg = cli.load_toml(Path(__file__).resolve().parents[2] / "examples" / "configs" / "conformer_tse_paper.toml")
+    run = cli.build_run(cfg)
+    assert run.model.num_parameters() == 32004353
+    assert run.trainer.config["schedule"] == "warmup_hold_decay" and run.trainer.config["warmup_steps"] == 4000
+
+
+def test_trainer_from_python(tmp_path):
+    """The Trainer API: a dict config, a stopping callback, evaluation, export and reload."""
+    from tse import cli
+    cfg = cli.load_toml(write_config(tmp_path))
+    run = cli.build_run(cfg, tmp_path / "py")
+    seen = []
+    result = run.trainer.fit(lambda s: seen.append(s.loss) or s.step < 4)
+    assert run.trainer.step == 4 and len(seen) == 4 and all(np.isfinite(seen))
+    assert len(result.si_sdri) == 16 and np.isfinite(result.mean)
+    again = tse.train.evaluate(run.model, run.queries, run.labels, run.test, 8)
+    assert np.allclose(again.si_sdri, result.si_sdri, atol=1e-4)
+    run.trainer.export_model(tmp_path / "m.safetensors")
+    loaded = tse.models.load_separator(tmp_path / "m.safetensors")
+    assert loaded.queries.vocabulary == run.labels and loaded.metadata["trained_steps"] == "4"
+    with pytest.raises(ValueError, match="unknown key \"max_step\""):
+        tse.train.Trainer(run.model, run.queries, run.data, {"max_step": 3})
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        tse.train.Trainer(run.model, run.queries, run.data, batch_size=0)
