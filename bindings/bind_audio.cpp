@@ -107,8 +107,10 @@ void bind_audio(py::module_& m) {
 namespace {
 
 void bind_audio_io(py::module_& a) {
-  a.def("info", [](const std::string& path) {
-          const audio::AudioInfo i = audio::info(path);
+  // Paths may be str or os.PathLike.
+  auto fspath = [](const py::object& p) { return py::str(py::module_::import("os").attr("fspath")(p)).cast<std::string>(); };
+  a.def("info", [fspath](const py::object& path_like) {
+          const audio::AudioInfo i = audio::info(fspath(path_like));
           py::dict d;
           d["sample_rate"] = i.sample_rate;
           d["channels"] = i.channels;
@@ -117,7 +119,8 @@ void bind_audio_io(py::module_& a) {
           d["subtype"] = i.subtype;
           return d;
         }, py::arg("path"), "The header of an audio file: sample_rate, channels, frames, format, subtype.");
-  a.def("load", [](const std::string& path, std::optional<int64_t> sr, bool mono) {
+  a.def("load", [fspath](const py::object& path_like, std::optional<int64_t> sr, bool mono) {
+          const std::string path = fspath(path_like);
           audio::LoadedAudio l;
           {
             py::gil_scoped_release release;
@@ -126,7 +129,8 @@ void bind_audio_io(py::module_& a) {
           return py::make_tuple(l.samples, l.sample_rate);
         }, py::arg("path"), py::arg("sr") = py::none(), py::arg("mono") = false,
         "(samples float32 (channels, frames), sample_rate); sr resamples (libsoxr HQ), mono averages channels.");
-  a.def("save", [](const std::string& path, const Tensor& x, int64_t sr, const std::string& subtype) {
+  a.def("save", [fspath](const py::object& path_like, const Tensor& x, int64_t sr, const std::string& subtype) {
+          const std::string path = fspath(path_like);
           py::gil_scoped_release release;
           return audio::save(path, x, sr, subtype);
         }, py::arg("path"), py::arg("x"), py::arg("sr"), py::arg("subtype") = "",

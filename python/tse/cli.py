@@ -9,7 +9,8 @@
 A TOML config has four tables, each mapped onto the C++ config of the same part (unknown keys
 are errors naming the key): ``[model]`` (ConformerTSEConfig), ``[data]`` (the dataset and
 MixtureOptions), ``[queries]`` (the label query encoder) and ``[train]`` (TrainerConfig).
-See ``demo_config()`` for a complete example.
+Keys a config leaves out take the demo's values (``demo_config()``,
+``examples/configs/demo.toml``).
 """
 
 import argparse
