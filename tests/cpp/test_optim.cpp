@@ -314,7 +314,7 @@ TEST_CASE("ReduceLROnPlateau: patience, cooldown, min_lr and the eps rule") {
   CHECK(contains(thrown_message<ValueError>([&] { s.step(); }), "step(metric)"));
 }
 
-TEST_CASE("ReduceLROnPlateau: improvements reset the count; max mode; abs threshold; NaN is never better") {
+TEST_CASE("ReduceLROnPlateau: improvements reset the count, max mode, abs threshold, NaN is never better") {
   Tensor p = param({1.0}, {1});
   optim::SGD opt({p}, {.lr = 1.0});
   {
