@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "tests/cpp/temp_dir.hpp"
 #include "tse/tse.hpp"
 
 namespace {
@@ -24,18 +25,6 @@ namespace fs = std::filesystem;
 
 const char* const kRoot = "/usr/share/sounds";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("tse_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 struct ThreadCount {
   int saved;
@@ -153,7 +142,7 @@ const HeldOutSplit& installed_split() {
 }  // namespace
 
 TEST_CASE("train data: the built-in label table on the installed file names, aliases skipped") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_data");
   write_fake_root(dir.path);
   const SoundCatalog c = SoundCatalog::builtin(dir.path.string());
   CHECK(c.labels == kLabels);
@@ -174,7 +163,7 @@ TEST_CASE("train data: the built-in label table on the installed file names, ali
 }
 
 TEST_CASE("train data: a missing root or missing files tell the user to run scripts/setup-deps") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_data");
   const std::string missing = (dir.path / "nowhere").string();
   CHECK_THROWS_AS(SoundCatalog::builtin(missing), IOError);
   std::string msg = message_of([&] { SoundCatalog::builtin(missing); });
@@ -208,7 +197,7 @@ TEST_CASE("train data: the built-in catalog over the installed Debian sounds") {
 }
 
 TEST_CASE("train data: SoundCatalog.from_csv resolves relative paths against the CSV's folder") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_data");
   fs::create_directories(dir.path / "sub");
   {
     std::ofstream f(dir.path / "sub/list.csv");
@@ -293,7 +282,7 @@ TEST_CASE("train data: the held-out split is disjoint (whole files, or non-overl
     }
   }
   // The held-out choice is a function of the file names only.
-  TempDir dir;
+  tse::test::TempDir dir("tse_data");
   write_fake_root(dir.path);
   const HeldOutSplit fake = split_builtin(dir.path.string());
   std::set<std::string> held, held_fake;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/cpp/temp_dir.hpp"
 #include "tse/tse.hpp"
 
 namespace {
@@ -20,27 +21,6 @@ namespace {
 using namespace tse;
 namespace fs = std::filesystem;
 
-/// A fresh folder, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("tse_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -65,7 +45,7 @@ std::string read_bytes(const std::string& path) {
 
 /// Loading `bytes` fails with an IOError whose message names the file and contains `rule`.
 void expect_rejected(const std::string& bytes, const std::string& rule) {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("bad.safetensors");
   write_bytes(path, bytes);
   std::string msg;
@@ -107,7 +87,7 @@ fs::path golden_dir() {
 }  // namespace
 
 TEST_CASE("safetensors round trip of every dtype incl scalars and empty tensors") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::vector<std::pair<std::string, Tensor>> in = {
       {"f32", filled<float>({2, 3}, [](int64_t i) { return 0.25f * i - 1; })},
       {"f64", filled<double>({5}, [](int64_t i) { return std::sqrt(2.0) * i; })},
@@ -140,7 +120,7 @@ TEST_CASE("safetensors round trip of every dtype incl scalars and empty tensors"
 }
 
 TEST_CASE("safetensors saves views contiguous") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const Tensor base = filled<float>({3, 4}, [](int64_t i) { return static_cast<float>(i); });
   const Tensor tr = base.t();                 // [4, 3], strides (1, 4)
   const Tensor sl = base.slice(1, 1, 4, 2);   // [3, 2], columns 1 and 3
@@ -159,7 +139,7 @@ TEST_CASE("safetensors saves views contiguous") {
 }
 
 TEST_CASE("safetensors metadata round trip and the written layout") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::map<std::string, std::string> meta = {
       {"format", "libtse-v1"}, {"config", "{\"sr\": 32000, \"n_fft\": 1024}"}, {"unicode", "\xc3\xa9t\xc3\xa9"}, {"", ""}};
   const std::string path = dir.file("meta.safetensors");
@@ -214,7 +194,7 @@ TEST_CASE("safetensors reads the golden rel_pos_mhsa file") {
 }
 
 TEST_CASE("safetensors F16 and BF16 widen to f32 exactly on request") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const uint16_t h[] = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x7c00, 0x8000, 0x3555};
   const float hf[] = {1.0f, -2.0f, 65504.0f, 0x1p-24f, 1023 * 0x1p-24f, INFINITY, -0.0f, 0x1.554p-2f};
   const uint16_t b[] = {0x3f80, 0x4049, 0xff80, 0x0001, 0xc2f7};
@@ -243,7 +223,7 @@ TEST_CASE("safetensors F16 and BF16 widen to f32 exactly on request") {
 }
 
 TEST_CASE("safetensors lazy file gives names info and single tensors") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("lazy.safetensors");
   io::save_safetensors(path, {{"a", Tensor::empty({2, 3}).fill_(1)}, {"b", Tensor::empty({4}, DType::i64).fill_(7)}});
   const io::SafetensorsFile f = io::SafetensorsFile::open(path);
@@ -262,7 +242,7 @@ TEST_CASE("safetensors lazy file gives names info and single tensors") {
 }
 
 TEST_CASE("safetensors dtypes a tensor cannot hold parse but tensor() names them") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("u8.safetensors");
   write_bytes(path, file_bytes("{" + entry("q", "F8_E4M3", "[2]", 0, 2) + "," + entry("x", "U8", "[3]", 2, 5) + "," +
                                    entry("n", "F4", "[4]", 5, 7) + "," + entry("ok", "I32", "[1]", 7, 11) + "}",
@@ -291,7 +271,7 @@ TEST_CASE("safetensors rejects BOOL bytes other than 0 and 1") {
 }
 
 TEST_CASE("safetensors save is atomic and leaves no temp file") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("w.safetensors");
   io::save_safetensors(path, {{"w", Tensor::empty({2}).fill_(1)}});
   const std::string before = read_bytes(path);
@@ -319,7 +299,7 @@ TEST_CASE("safetensors save is atomic and leaves no temp file") {
 }
 
 TEST_CASE("safetensors save rejects bad names and tensors naming them") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("x.safetensors");
   const Tensor t = Tensor::empty({1}).fill_(0);
   auto fails = [&](const std::vector<std::pair<std::string, Tensor>>& in, const std::string& fragment) {
@@ -466,7 +446,7 @@ TEST_CASE("safetensors rule too long name") {
   const std::string name(4097, 'n');
   expect_rejected(file_bytes("{" + entry(name, "F32", "[1]", 0, 4) + "}", "abcd"), "is 4097 bytes long (limit 4096)");
   // 4096 bytes is still fine.
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   write_bytes(dir.file("ok"), file_bytes("{" + entry(std::string(4096, 'n'), "F32", "[1]", 0, 4) + "}", "abcd"));
   CHECK(io::load_safetensors(dir.file("ok")).size() == 1);
 }
@@ -483,7 +463,7 @@ TEST_CASE("safetensors rule nesting depth") {
 }
 
 TEST_CASE("safetensors accepts padded headers zero-size tensors and files without tensors") {
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   const std::string path = dir.file("ok.safetensors");
   write_bytes(path, file_bytes("{" + entry("z", "F32", "[0]", 0, 0) + "," + entry("a", "F32", "[1]", 0, 4) + "," +
                                    entry("y", "I64", "[2,0]", 4, 4) + "}      ",
@@ -501,7 +481,7 @@ TEST_CASE("safetensors save rejects a CUDA tensor naming it") {
     MESSAGE("TSE_SKIP: no CUDA GPU visible");
     return;
   }
-  TempDir dir;
+  tse::test::TempDir dir("tse_safetensors");
   std::string msg;
   try {
     io::save_safetensors(dir.file("g.safetensors"), {{"gpu.w", ops::ones({2}).to(Device::cuda(0))}});

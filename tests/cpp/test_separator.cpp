@@ -7,6 +7,7 @@
 
 #include "tests/cpp/gradcheck.hpp"
 #include "tests/cpp/reference.hpp"
+#include "tests/cpp/temp_dir.hpp"
 #include "tse/audio/resample.hpp"
 #include "tse/io/safetensors.hpp"
 #include "tse/models/conformer_tse.hpp"
@@ -37,18 +38,6 @@ models::ConformerTSEConfig small_config() {
   return c;
 }
 
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const char* name) : path(std::filesystem::temp_directory_path() / name) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const char* name) const { return (path / name).string(); }
-};
 
 }  // namespace
 
@@ -66,7 +55,7 @@ TEST_CASE("QueryEncoder JSON round trip and errors") {
 }
 
 TEST_CASE("load_separator rebuilds a saved model with its query encoder") {
-  TempDir dir("tse_test_load_separator");
+  tse::test::TempDir dir("tse_test_load_separator");
   manual_seed(3);
   models::ConformerTSE model(small_config());
   models::LabelQueryEncoder queries({"speech", "trumpet"}, 6, 1);

@@ -10,6 +10,7 @@
 
 #include "tests/cpp/gradcheck.hpp"
 #include "tests/cpp/reference.hpp"
+#include "tests/cpp/temp_dir.hpp"
 #include "tse/core/threading.hpp"
 #include "tse/io/safetensors.hpp"
 #include "tse/metrics/metrics.hpp"
@@ -80,17 +81,6 @@ Setup make(train::TrainerConfig cfg, uint64_t init_seed = 1, models::ConformerTS
   return s;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / name) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 bool same_bits(const nn::NamedTensors& a, const nn::NamedTensors& b) {
   if (a.size() != b.size()) return false;
@@ -121,7 +111,7 @@ TEST_CASE("Trainer: a tiny label-queried run lowers the loss by at least 3 dB") 
 }
 
 TEST_CASE("Trainer: resume from a checkpoint equals the uninterrupted run bit for bit") {
-  TempDir dir("tse_test_trainer_resume");
+  tse::test::TempDir dir("tse_test_trainer_resume");
   const int threads = get_num_threads();
   set_num_threads(1);
   train::TrainerConfig cfg;
@@ -167,7 +157,7 @@ TEST_CASE("Trainer: resume from a checkpoint equals the uninterrupted run bit fo
 }
 
 TEST_CASE("Trainer: checkpoints are pruned, a damaged one is skipped, another model is refused") {
-  TempDir dir("tse_test_trainer_ckpt");
+  tse::test::TempDir dir("tse_test_trainer_ckpt");
   train::TrainerConfig cfg;
   cfg.max_steps = 8;
   cfg.batch_size = 2;
@@ -198,7 +188,7 @@ TEST_CASE("Trainer: checkpoints are pruned, a damaged one is skipped, another mo
   const std::string plain = (dir.path / "plain.safetensors").string();
   s.model->save(plain);
   CHECK(contains(thrown_message<ValueError>([&] { r.trainer->load_checkpoint(plain); }), "no \"format\" metadata"));
-  TempDir empty("tse_test_trainer_empty");
+  tse::test::TempDir empty("tse_test_trainer_empty");
   CHECK(contains(thrown_message<IOError>([&] { r.trainer->resume(empty.path.string()); }), "no loadable checkpoint"));
 }
 
@@ -232,7 +222,7 @@ TEST_CASE("Trainer: evaluate gives SI-SDRi per mixture and per class") {
 }
 
 TEST_CASE("Trainer: export_model round trip through load_separator") {
-  TempDir dir("tse_test_trainer_export");
+  tse::test::TempDir dir("tse_test_trainer_export");
   train::TrainerConfig cfg;
   cfg.progress = false;
   auto s = make(cfg);
