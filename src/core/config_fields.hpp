@@ -57,6 +57,16 @@ class ConfigFields {
                        c.*member = v.get<std::string>();
                      });
   }
+  ConfigFields& add(const char* key, std::vector<int64_t> Config::*member) {
+    return add_field(key, [member](const Config& c) { return nlohmann::ordered_json(c.*member); },
+                     [member, this, key](Config& c, const nlohmann::json& v) {
+                       bool ok = v.is_array();
+                       if (ok)
+                         for (const auto& e : v) ok = ok && e.is_number_integer();
+                       check(ok, key, "a list of integers", v);
+                       c.*member = v.get<std::vector<int64_t>>();
+                     });
+  }
   /// An enum stored as one of the given names.
   template <class Enum>
   ConfigFields& add_enum(const char* key, Enum Config::*member, std::vector<std::pair<std::string, Enum>> names) {

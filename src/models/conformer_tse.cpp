@@ -228,32 +228,10 @@ std::map<std::string, std::string> ConformerTSE::metadata() const {
           {"format_version", kFormatVersion}};
 }
 
-void ConformerTSE::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
-  auto meta = metadata();
-  for (const auto& [k, v] : extra_metadata) {
-    TSE_CHECK(!meta.count(k), "ConformerTSE.save: extra_metadata must not override \"", k, "\"");
-    meta[k] = v;
-  }
-  io::save_safetensors(path, state_dict(), meta);
-}
-
 std::shared_ptr<ConformerTSE> ConformerTSE::load(const std::string& path, DType dtype) {
-  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
-  const auto& meta = file.metadata();
-  auto field = [&](const char* key) -> const std::string& {
-    auto it = meta.find(key);
-    TSE_CHECK(it != meta.end(), "ConformerTSE.load: '", path, "' has no \"", key,
-              "\" metadata (not written by ConformerTSE.save?)");
-    return it->second;
-  };
-  TSE_CHECK(field("model_type") == "ConformerTSE", "ConformerTSE.load: '", path, "' holds a ", field("model_type"),
-            ", not a ConformerTSE");
-  TSE_CHECK(field("format_version") == kFormatVersion, "ConformerTSE.load: '", path, "' has format version ",
-            field("format_version"), "; this libtse reads version ", kFormatVersion);
-  auto model = std::make_shared<ConformerTSE>(ConformerTSEConfig::from_json(field("config")), dtype);
-  nn::NamedTensors state;
-  for (const auto& name : file.names()) state.emplace_back(name, file.tensor(name, /*half_to_f32=*/true));
-  model->load_state_dict(state);
+  const ModelFile file = read_model_file(path, "ConformerTSE", kFormatVersion);
+  auto model = std::make_shared<ConformerTSE>(ConformerTSEConfig::from_json(file.config), dtype);
+  model->load_state_dict(file.state);
   return model;
 }
 

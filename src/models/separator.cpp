@@ -6,10 +6,39 @@
 #include "tse/audio/resample.hpp"
 #include "tse/core/error.hpp"
 #include "tse/io/safetensors.hpp"
+#include "tse/models/clapsep.hpp"
 #include "tse/models/conformer_tse.hpp"
 #include "tse/models/query_encoder.hpp"
 
 namespace tse::models {
+
+void Separator::save(const std::string& path, const std::map<std::string, std::string>& extra_metadata) const {
+  auto meta = metadata();
+  for (const auto& [k, v] : extra_metadata) {
+    TSE_CHECK(!meta.count(k), type_name(), ".save: extra_metadata must not override \"", k, "\"");
+    meta[k] = v;
+  }
+  io::save_safetensors(path, state_dict(), meta);
+}
+
+ModelFile read_model_file(const std::string& path, const std::string& model_type, const std::string& format_version) {
+  const io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  ModelFile out;
+  out.metadata = file.metadata();
+  auto field = [&](const char* key) -> const std::string& {
+    auto it = out.metadata.find(key);
+    TSE_CHECK(it != out.metadata.end(), model_type, ".load: '", path, "' has no \"", key, "\" metadata (not written by ",
+              model_type, ".save?)");
+    return it->second;
+  };
+  TSE_CHECK(field("model_type") == model_type, model_type, ".load: '", path, "' holds a ", field("model_type"), ", not a ",
+            model_type);
+  TSE_CHECK(field("format_version") == format_version, model_type, ".load: '", path, "' has format version ",
+            field("format_version"), "; this libtse reads version ", format_version);
+  out.config = field("config");
+  for (const auto& name : file.names()) out.state.emplace_back(name, file.tensor(name, /*half_to_f32=*/true));
+  return out;
+}
 
 LoadedSeparator load_separator(const std::string& path, DType dtype) {
   LoadedSeparator out;
@@ -19,9 +48,11 @@ LoadedSeparator load_separator(const std::string& path, DType dtype) {
             "' has no \"model_type\" metadata: it was not written by a libtse model's save()");
   if (type->second == "ConformerTSE") {
     out.model = ConformerTSE::load(path, dtype);
+  } else if (type->second == "CLAPSep") {
+    out.model = CLAPSep::load(path, dtype);
   } else {
     throw ValueError("load_separator: '" + path + "' holds a \"" + type->second +
-                     "\" model, which this libtse cannot load (known: \"ConformerTSE\")");
+                     "\" model, which this libtse cannot load (known: \"ConformerTSE\", \"CLAPSep\")");
   }
   if (auto q = out.metadata.find("query_encoder"); q != out.metadata.end())
     out.queries = QueryEncoder::from_json(q->second);

@@ -57,6 +57,17 @@ Tensor default_uniform(const Shape& sizes, int64_t fan_in, DType dtype) {
   return uniform(sizes, -bound, bound, dtype);
 }
 
+Tensor trunc_normal(const Shape& sizes, double mean, double std, double low, double high, DType dtype) {
+  TSE_CHECK(std > 0 && low < high && low <= mean + 3 * std && high >= mean - 3 * std,
+            "init.trunc_normal: need std > 0 and [low, high] within reach of the mean, got mean ", mean, ", std ", std,
+            ", [", low, ", ", high, "]");
+  autograd::NoGradGuard no_grad;
+  std::vector<double> v = ops::to_vector(normal(sizes, mean, std, DType::f64));
+  for (double& e : v)
+    while (e < low || e > high) e = mean + std * ops::to_vector(ops::randn({1}, DType::f64))[0];
+  return ops::from_vector(v, sizes, dtype);
+}
+
 Tensor xavier_uniform(const Shape& sizes, double gain, DType dtype) {
   auto [fan_in, fan_out] = fans(sizes);
   const double bound = gain * std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));

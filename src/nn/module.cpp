@@ -1,5 +1,7 @@
 #include "tse/nn/module.hpp"
 
+#include <cmath>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -24,6 +26,24 @@ std::string list_keys(const std::vector<std::string>& keys, bool quote = true, s
   return os.str();
 }
 
+// Why a stored constant is not ours (nullopt when it is, within Module::kConstantTolerance).
+std::optional<std::string> constant_mismatch(const Tensor& stored, const Tensor& ours) {
+  if (stored.sizes() != ours.sizes()) return "checkpoint " + stored.shape_str() + " vs computed " + ours.shape_str();
+  const Tensor a = stored.to(Device::cpu()).to(DType::f64).contiguous(), b = ours.to(Device::cpu()).to(DType::f64).contiguous();
+  const double* pa = static_cast<const double*>(a.data_ptr());
+  const double* pb = static_cast<const double*>(b.data_ptr());
+  double peak = 1.0, worst = 0.0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    peak = std::max(peak, std::abs(pb[i]));
+    const double d = std::abs(pa[i] - pb[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  if (worst <= Module::kConstantTolerance * peak) return std::nullopt;
+  std::ostringstream os;
+  os << "max |difference| " << worst << " (peak " << peak << ")";
+  return os.str();
+}
+
 }  // namespace
 
 void Module::check_new_name(const std::string& name, const char* what) const {
@@ -38,7 +58,7 @@ void Module::check_new_name(const std::string& name, const char* what) const {
       }
     return false;
   };
-  TSE_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_),
+  TSE_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_) && !taken(computed_constants_),
             type_name(), ": ", what, " name \"", name, "\" is already registered");
 }
 
@@ -60,6 +80,21 @@ void Module::register_buffer(const std::string& name, Tensor* slot, BufferKind k
   check_new_name(name, "buffer");
   *slot = slot->detach();
   buffers_.push_back({name, slot, kind});
+}
+
+void Module::register_constant(const std::string& name, std::function<Tensor()> compute) {
+  TSE_ASSERT(compute != nullptr, "register_constant: null function");
+  // A dotted name is allowed: it mirrors an official key whose module path we do not build
+  // ("spectrogram_extractor.stft.conv_real.weight").
+  const std::string head = name.substr(0, name.find('.'));
+  if (head != name) {
+    TSE_CHECK(!head.empty() && name.back() != '.', type_name(), ": constant name \"", name, "\" is malformed");
+    for (const auto& [n, f] : computed_constants_)
+      TSE_CHECK(n != name, type_name(), ": constant name \"", name, "\" is already registered");
+  } else {
+    check_new_name(name, "constant");
+  }
+  computed_constants_.emplace_back(name, std::move(compute));
 }
 
 void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
@@ -99,6 +134,28 @@ NamedTensors Module::named_buffers(bool recurse) const {
   return out;
 }
 
+std::vector<std::string> Module::constant_names(bool recurse) const {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& prefix, const Module& m) {
+    for (const auto& s : m.buffers_)
+      if (s.kind == BufferKind::constant) out.push_back(join(prefix, s.name));
+    for (const auto& [name, f] : m.computed_constants_) out.push_back(join(prefix, name));
+  };
+  if (recurse) visit("", add); else add("", *this);
+  return out;
+}
+
+NamedTensors Module::named_constants(bool recurse) const {
+  NamedTensors out;
+  auto add = [&](const std::string& prefix, const Module& m) {
+    for (const auto& s : m.buffers_)
+      if (s.kind == BufferKind::constant) out.emplace_back(join(prefix, s.name), s.tensor->detach());
+    for (const auto& [name, f] : m.computed_constants_) out.emplace_back(join(prefix, name), f());
+  };
+  if (recurse) visit("", add); else add("", *this);
+  return out;
+}
+
 std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const { return children_; }
 
 std::vector<std::pair<std::string, Module*>> Module::named_modules() {
@@ -127,7 +184,8 @@ NamedTensors Module::state_dict() const {
   visit("", [&](const std::string& prefix, const Module& m) {
     for (const auto& s : m.parameters_) out.emplace_back(join(prefix, s.name), s.tensor->detach());
     for (const auto& s : m.buffers_)
-      if (s.kind != BufferKind::non_persistent) out.emplace_back(join(prefix, s.name), s.tensor->detach());
+      if (s.kind == BufferKind::persistent || s.kind == BufferKind::optional)
+        out.emplace_back(join(prefix, s.name), s.tensor->detach());
   });
   return out;
 }
@@ -142,6 +200,7 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
     bool optional;
   };
   std::map<std::string, Target> targets;
+  std::map<std::string, std::function<Tensor()>> constants;
   std::vector<std::string> order;
   visit("", [&](const std::string& prefix, const Module& m) {
     for (const auto& s : m.parameters_) {
@@ -149,23 +208,32 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
       order.push_back(join(prefix, s.name));
     }
     for (const auto& s : m.buffers_)
-      if (s.kind != BufferKind::non_persistent) {
+      if (s.kind == BufferKind::persistent || s.kind == BufferKind::optional) {
         targets[join(prefix, s.name)] = {s.tensor, s.kind == BufferKind::optional};
         order.push_back(join(prefix, s.name));
+      } else if (s.kind == BufferKind::constant) {
+        const Tensor* slot = s.tensor;
+        constants[join(prefix, s.name)] = [slot] { return *slot; };
       }
+    for (const auto& [name, f] : m.computed_constants_) constants[join(prefix, name)] = f;
   });
 
   LoadResult result;
   std::map<std::string, std::string> problems;  // key -> what is wrong with it
+  std::vector<std::string> problems_of_constants;
   std::set<std::string> seen;
   for (const auto& [name, t] : state) {
     TSE_CHECK(seen.insert(name).second, type_name(), ".load_state_dict: key \"", name, "\" appears twice");
+    TSE_CHECK(t.defined(), type_name(), ".load_state_dict: tensor for \"", name, "\" is undefined");
+    if (auto c = constants.find(name); c != constants.end()) {
+      if (auto problem = constant_mismatch(t, c->second())) problems_of_constants.push_back("\"" + name + "\": " + *problem);
+      continue;
+    }
     auto it = targets.find(name);
     if (it == targets.end()) {
       result.unexpected_keys.push_back(name);
       continue;
     }
-    TSE_CHECK(t.defined(), type_name(), ".load_state_dict: tensor for \"", name, "\" is undefined");
     const Tensor& dst = *it->second.slot;
     if (t.sizes() != dst.sizes())
       problems[name] = "checkpoint " + t.shape_str() + " vs model " + dst.shape_str();
@@ -178,11 +246,13 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
     if (!seen.count(name) && !targets[name].optional) result.missing_keys.push_back(name);
   }
 
-  const bool fail = !mismatched.empty() || (strict && (!result.missing_keys.empty() || !result.unexpected_keys.empty()));
+  const bool fail = !mismatched.empty() || !problems_of_constants.empty() || (strict && (!result.missing_keys.empty() || !result.unexpected_keys.empty()));
   if (fail) {
     std::ostringstream os;
     os << type_name() << ".load_state_dict: error(s) loading the state dict:";
     if (!mismatched.empty()) os << "\n  size mismatch for " << list_keys(mismatched, false);
+    if (!problems_of_constants.empty())
+      os << "\n  constants that differ from the computed ones: " << list_keys(problems_of_constants, false);
     if (strict && !result.missing_keys.empty()) os << "\n  missing keys: " << list_keys(result.missing_keys);
     if (strict && !result.unexpected_keys.empty()) os << "\n  unexpected keys: " << list_keys(result.unexpected_keys);
     throw ValueError(os.str());
@@ -201,8 +271,8 @@ LoadResult Module::load_state_dict(const NamedTensors& state, bool strict) {
 
 void Module::train(bool on) {
   training_ = on;
-  on_train(on);
   for (auto& [name, c] : children_) c->train(on);
+  on_train(on);  // last, so a module may override what its children chose (a frozen encoder)
 }
 
 void Module::apply_to_tensors(const std::function<Tensor(const Tensor&)>& f) {

@@ -24,35 +24,10 @@ using tse::test::thrown_message;
 
 namespace {
 
-// The golden file as {name: tensor}; required (the tests fail when ../shared/golden is absent).
-std::map<std::string, Tensor> golden(const std::string& name) {
-  const auto path = tse::test::golden_dir() / "conformer" / name;
-  REQUIRE_MESSAGE(std::filesystem::exists(path), "golden file missing: ", path.string(),
-                  " (the tests need ../shared/golden next to the repository, or TSE_GOLDEN_DIR)");
-  return tse::test::load_golden(path).tensors;
-}
-
-// The module's own tensors (names without a "input." / "output" / "grad" / "const." prefix).
-nn::NamedTensors params_of(const std::map<std::string, Tensor>& g) {
-  nn::NamedTensors out;
-  for (const auto& [k, t] : g)
-    if (k.rfind("input.", 0) && k.rfind("output", 0) && k.rfind("grad", 0) && k.rfind("const.", 0)) out.emplace_back(k, t);
-  return out;
-}
-
-double peak(const Tensor& t) {
-  double m = 0;
-  for (double v : ops::to_vector(t)) m = std::max(m, std::abs(v));
-  return m;
-}
-
-double rel_err(const Tensor& got, const Tensor& ref) {
-  REQUIRE(got.sizes() == ref.sizes());
-  const auto a = ops::to_vector(got), b = ops::to_vector(ref);
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m / peak(ref);
-}
+std::map<std::string, Tensor> golden(const std::string& name) { return tse::test::golden_tensors("conformer", name); }
+nn::NamedTensors params_of(const std::map<std::string, Tensor>& g) { return tse::test::module_tensors(g); }
+using tse::test::peak;
+double rel_err(const Tensor& got, const Tensor& ref) { return tse::test::rel_to_peak(got, ref); }
 
 // Compares the gradient of every named parameter with grad.<name>, and grad.input.x; the key
 // bias (exactly zero in exact arithmetic) against the key weight gradient's peak.

@@ -72,9 +72,6 @@ class TSE_API ConformerTSE : public Separator {
 
   const ConformerTSEConfig& config() const { return config_; }
 
-  /// Writes state_dict() and metadata() (plus `extra_metadata`, e.g. the query encoder's) to a
-  /// safetensors file, atomically.
-  void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const override;
   /// A model built from the config in a file written by save() and loaded strictly. ValueError
   /// when the file holds another model type or format version, or its tensors do not fit.
   static std::shared_ptr<ConformerTSE> load(const std::string& path, DType dtype = DType::f32);

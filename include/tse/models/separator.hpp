@@ -24,10 +24,21 @@ class TSE_API Separator : public nn::Module {
   virtual bool supports_negative_queries() const { return false; }
   /// safetensors metadata that rebuilds this model (model type, config, format version, ...).
   virtual std::map<std::string, std::string> metadata() const = 0;
-  /// Writes state_dict() and metadata() plus `extra_metadata` (e.g. "query_encoder") to a
-  /// safetensors file, atomically.
-  virtual void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const = 0;
+  /// Writes state_dict() and metadata() plus `extra_metadata` (e.g. "query_encoder", which
+  /// must not override metadata() keys) to a safetensors file, atomically.
+  virtual void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
 };
+
+/// A file written by Separator::save, checked to hold `model_type` at `format_version`.
+struct ModelFile {
+  std::string config;  // the "config" metadata (JSON)
+  nn::NamedTensors state;
+  std::map<std::string, std::string> metadata;
+};
+/// ValueError when the file holds another model type or format version or lacks the metadata;
+/// IOError / RuntimeError from the reader for missing or corrupt files.
+TSE_API ModelFile read_model_file(const std::string& path, const std::string& model_type,
+                                  const std::string& format_version);
 
 class QueryEncoder;
 

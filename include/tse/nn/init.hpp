@@ -19,4 +19,8 @@ TSE_API Tensor default_uniform(const Shape& sizes, int64_t fan_in, DType dtype =
 /// U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)).
 TSE_API Tensor xavier_uniform(const Shape& sizes, double gain = 1.0, DType dtype = DType::f32);
 
+/// N(mean, std^2) truncated to [low, high] by redrawing (timm's trunc_normal_, which Swin, HTSAT
+/// and CLAPSep use with std 0.02 on Linear weights).
+TSE_API Tensor trunc_normal(const Shape& sizes, double mean = 0.0, double std = 1.0, double low = -2.0,
+                            double high = 2.0, DType dtype = DType::f32);
 }  // namespace tse::nn::init

@@ -38,7 +38,11 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 enum class BufferKind {
   persistent,      ///< saved and required on a strict load (BatchNorm running stats)
   optional,        ///< saved, but a strict load accepts its absence (BatchNorm num_batches_tracked)
-  non_persistent,  ///< never saved (derived constants, e.g. an STFT window)
+  non_persistent,  ///< never saved (derived working values, e.g. an STFT window)
+  /// A value computed from the configuration that official checkpoints nevertheless store (a
+  /// relative-position index, a shifted-window mask): never saved, but a state dict may carry
+  /// it, and load_state_dict then checks it against ours instead of copying it.
+  constant,
 };
 
 /// What a non-strict load_state_dict() did not find or did not use.
@@ -65,6 +69,14 @@ class TSE_API Module {
   NamedTensors named_parameters(bool recurse = true) const;
   std::vector<Tensor> parameters(bool recurse = true) const;
   NamedTensors named_buffers(bool recurse = true) const;
+  /// The dotted names of the constants: BufferKind::constant buffers and register_constant()
+  /// values, which state_dict() leaves out and load_state_dict() verifies when present.
+  std::vector<std::string> constant_names(bool recurse = true) const;
+  /// Their values (computed on demand for register_constant()).
+  NamedTensors named_constants(bool recurse = true) const;
+  /// Largest |difference| a stored constant may have from ours, relative to its peak (>= 1):
+  /// official files round the same formulas differently (float32 DFT rows, MODELS.md D4).
+  static constexpr double kConstantTolerance = 1e-6;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   /// This module ("") and every descendant, depth first, with dotted names.
   std::vector<std::pair<std::string, Module*>> named_modules();
@@ -80,6 +92,8 @@ class TSE_API Module {
   /// never the shape). Checks everything before changing anything: with strict, any missing,
   /// unexpected or mis-shaped key throws a ValueError that lists all of them; without strict,
   /// mis-shaped keys still throw, and missing/unexpected ones are returned.
+  /// Keys naming a constant are checked against its computed value (shape, and values within
+  /// kConstantTolerance of its peak): a mismatch is an error, absence is fine.
   LoadResult load_state_dict(const NamedTensors& state, bool strict = true);
   LoadResult load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
@@ -102,12 +116,17 @@ class TSE_API Module {
   /// `requires_grad`). An undefined tensor is not registered (an absent bias), as PyTorch's None.
   void register_parameter(const std::string& name, Tensor* slot, bool requires_grad = true);
   void register_buffer(const std::string& name, Tensor* slot, BufferKind kind = BufferKind::persistent);
+  /// A constant that the module does not hold (a DFT matrix an official checkpoint stores as a
+  /// conv weight): `compute` builds it only when a state dict carries it or named_constants() asks.
+  /// The name may be dotted, mirroring an official key below modules we do not build.
+  void register_constant(const std::string& name, std::function<Tensor()> compute);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> child) {
     add_child(name, child);
     return child;
   }
-  /// Called by train(): a module with per-mode state may override it (call the base).
+  /// Called by train() after the children have switched: a module with per-mode state may
+  /// override it (and may put a child back into another mode).
   virtual void on_train(bool /*on*/) {}
 
  private:
@@ -124,6 +143,7 @@ class TSE_API Module {
 
   std::vector<Slot> parameters_;
   std::vector<Slot> buffers_;
+  std::vector<std::pair<std::string, std::function<Tensor()>>> computed_constants_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

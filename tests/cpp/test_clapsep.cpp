@@ -1,0 +1,468 @@
+// CLAPSep and its blocks against the official code's golden outputs (../shared/golden/clapsep,
+// README there: f64 <= 1e-10 and f32 <= max(3e-6, the file's per-output value), relative to each
+// tensor's peak), f64 gradchecks of every block, LoRA merge, the released configuration's
+// parameter counts and key list (MODELS.md A s.9-s.10), fine-tuning scope, and bad inputs.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "tests/cpp/golden_reader.hpp"
+#include "tests/cpp/gradcheck.hpp"
+#include "tests/cpp/reference.hpp"
+#include "tests/cpp/temp_dir.hpp"
+#include "tse/tse.hpp"
+
+using namespace tse;
+using tse::test::contains;
+using tse::test::leaf;
+using tse::test::rel_to_peak;
+using tse::test::thrown_message;
+
+namespace {
+
+struct Golden {
+  std::map<std::string, Tensor> t;
+  nlohmann::json f32_tolerance;
+  const Tensor& at(const std::string& k) const {
+    auto it = t.find(k);
+    if (it == t.end()) throw IOError("golden: no tensor " + k);
+    return it->second;
+  }
+  /// The README's tolerance for output `name` ("output.y") in dtype.
+  double tol(const std::string& name, DType dt) const {
+    if (dt == DType::f64) return 1e-10;
+    double v = 3e-6;
+    if (f32_tolerance.contains(name)) v = std::max(v, f32_tolerance[name].get<double>());
+    return v;
+  }
+};
+
+Golden golden(const std::string& file) {
+  const auto path = tse::test::golden_dir() / "clapsep" / file;
+  REQUIRE_MESSAGE(std::filesystem::exists(path), "golden file missing: ", path.string());
+  auto g = tse::test::load_golden(path);
+  Golden out{g.tensors, nlohmann::json::parse(g.metadata.at("tolerance_f32_per_output"))};
+  return out;
+}
+
+// The module's tensors of a golden file, cast to dtype (integer buffers kept).
+nn::NamedTensors params(const Golden& g) { return tse::test::module_tensors(g.t); }
+
+void check_output(const Golden& g, const std::string& name, const Tensor& got, DType dt) {
+  const double e = rel_to_peak(got, g.at(name));
+  CHECK_MESSAGE(e <= g.tol(name, dt), name, " (", dtype_name(dt), ") rel err ", e, " > ", g.tol(name, dt));
+}
+
+nn::SwinOptions lora_options(DType dt) {
+  return {.window_size = 8, .mlp_ratio = 4.0, .qkv_bias = true, .lora_rank = 16, .lora_alpha = 1.0, .dtype = dt};
+}
+
+void run_swin_block_case(const std::string& file, int64_t shift) {
+  const Golden g = golden(file);
+  for (DType dt : {DType::f64, DType::f32}) {
+    auto block = std::make_shared<nn::SwinBlock>(128, std::make_pair(int64_t{32}, int64_t{32}), 4, shift, 0.0, lora_options(dt));
+    block->load_state_dict(params(g));  // also checks the stored index and mask against ours
+    block->eval();
+    Tensor x = g.at("input.x").to(dt).requires_grad_();
+    Tensor y = block->forward(x);
+    check_output(g, "output.y", y, dt);
+    ops::sum(ops::mul(y, g.at("input.R").to(dt))).backward();
+    check_output(g, "output.grad.x", x.grad(), dt);
+    for (const char* p : {"attn.qkv", "attn.proj"})
+      for (const char* leafname : {"lora_A", "lora_B", "bias"}) {
+        const std::string name = std::string(p) + "." + leafname;
+        Tensor grad;
+        for (auto& [n, t] : block->named_parameters())
+          if (n == name) grad = t.grad();
+        REQUIRE_MESSAGE(grad.defined(), name);
+        check_output(g, "output.grad." + name, grad, dt);
+      }
+  }
+}
+
+}  // namespace
+
+// ---- golden blocks --------------------------------------------------------------------------
+
+TEST_CASE("clapsep golden: shifted Swin block with LoRA, forward and backward, f64 and f32") {
+  run_swin_block_case("swin_block_shifted.safetensors", 4);
+}
+
+TEST_CASE("clapsep golden: plain Swin block with LoRA, forward and backward, f64 and f32") {
+  run_swin_block_case("swin_block_plain.safetensors", 0);
+}
+
+TEST_CASE("clapsep golden: PatchMerging, PatchExpand, InversePatchEmbed, PatchEmbed with the fold") {
+  for (DType dt : {DType::f64, DType::f32}) {
+    NoGradGuard ng;
+    {
+      const Golden g = golden("patch_merging.safetensors");
+      nn::PatchMerging m({16, 16}, 128, dt);
+      m.load_state_dict(params(g));
+      check_output(g, "output.y", m.forward(g.at("input.x").to(dt)), dt);
+    }
+    {
+      const Golden g = golden("patch_expand.safetensors");
+      nn::PatchExpand m({8, 8}, 256, dt);
+      m.load_state_dict(params(g));
+      check_output(g, "output.y", m.forward(g.at("input.x").to(dt)), dt);
+    }
+    {
+      const Golden g = golden("inverse_patch_embed.safetensors");
+      nn::InversePatchEmbed m(4, 1, 128, dt);
+      m.load_state_dict(params(g));
+      check_output(g, "output.image", m.forward(g.at("input.x").to(dt)), dt);
+    }
+    {
+      const Golden g = golden("patch_embed.safetensors");
+      nn::PatchEmbed m(4, 1, 16, dt);
+      m.load_state_dict(params(g));
+      const Tensor image = nn::wav_to_image(g.at("input.logmel").to(dt), 4);
+      CHECK(rel_to_peak(image, g.at("output.image")) == 0.0);  // an exact permutation
+      CHECK(rel_to_peak(nn::image_to_wav(image, 4), g.at("input.logmel")) == 0.0);
+      check_output(g, "output.tokens", m.forward(image), dt);
+    }
+  }
+}
+
+TEST_CASE("clapsep golden: FiLM skip (SkipTrans with and without residual) and the MaskNet layer") {
+  for (DType dt : {DType::f64, DType::f32}) {
+    NoGradGuard ng;
+    {
+      const Golden g = golden("film_skip.safetensors");
+      nn::FiLMSkip m(128, 128, 1024, dt);
+      m.load_state_dict(params(g));
+      check_output(g, "output.y", m.forward(g.at("input.skip").to(dt), g.at("input.embed").to(dt), g.at("input.x").to(dt)), dt);
+    }
+    {
+      const Golden g = golden("film.safetensors");
+      nn::FiLMSkip m(64, 64, 1024, dt);
+      m.load_state_dict(params(g));
+      check_output(g, "output.y", m.forward(g.at("input.hidden").to(dt), g.at("input.embed").to(dt)), dt);
+    }
+    {
+      const Golden g = golden("masknet_layer.safetensors");
+      nn::TransformerEncoderLayer m(64, 8, 256, 0.0, "relu", 1e-5, false, dt);
+      m.load_state_dict(params(g));
+      m.eval();
+      check_output(g, "output.y", m.forward(g.at("input.x").to(dt)), dt);
+    }
+  }
+}
+
+// ---- the whole tiny CLAPSep -----------------------------------------------------------------
+
+namespace {
+
+// clapsep_tiny's state dict without the tscam/head classifier (the converter drops it too).
+nn::NamedTensors tiny_state(const Golden& g) {
+  nn::NamedTensors out;
+  for (auto& [k, t] : params(g))
+    if (k.rfind("audio_branch.tscam_conv.", 0) && k.rfind("audio_branch.head.", 0)) out.emplace_back(k, t);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("clapsep golden: the tiny CLAPSep end to end with every tap, f64 and f32") {
+  const Golden g = golden("clapsep_tiny.safetensors");
+  for (DType dt : {DType::f64, DType::f32}) {
+    auto model = std::make_shared<models::CLAPSep>(models::CLAPSepConfig::tiny(), dt);
+    model->load_state_dict(tiny_state(g));
+    model->eval();
+    NoGradGuard ng;
+    const Tensor query = model->condition(g.at("input.embed_pos"), g.at("input.embed_neg")).to(dt);
+    auto taps = model->forward_taps(g.at("input.mixture").to(dt), query);
+    for (const std::string name : {"waveform", "mask", "cond", "enc.patch_embed", "enc.layers.0", "enc.layers.1",
+                                   "enc.layers.2", "enc.layers.3", "dec.film", "dec.skip.0", "dec.skip.1", "dec.skip.2",
+                                   "dec.skip.3", "dec.h_d"}) {
+      REQUIRE_MESSAGE(taps.count(name), name);
+      check_output(g, "output." + name, taps.at(name), dt);
+    }
+    // separate(): the same waveform from the embeddings, item by item equal to the batch.
+    const Tensor batch = model->separate(g.at("input.mixture").to(dt), g.at("input.embed_pos").to(dt),
+                                         g.at("input.embed_neg").to(dt));
+    CHECK(rel_to_peak(batch, taps.at("waveform")) == 0.0);
+    const Tensor one = model->separate(ops::select(g.at("input.mixture").to(dt), 0, 0),
+                                       ops::select(g.at("input.embed_pos").to(dt), 0, 0),
+                                       ops::select(g.at("input.embed_neg").to(dt), 0, 0));
+    CHECK(rel_to_peak(one, ops::select(batch, 0, 0)) <= (dt == DType::f64 ? 1e-12 : 1e-5));
+    // LoRA merged gives the same output.
+    model->merge_lora(true);
+    const Tensor merged = model->separate(g.at("input.mixture").to(dt), query);
+    CHECK(rel_to_peak(merged, taps.at("waveform")) <= (dt == DType::f64 ? 1e-12 : 2e-6));
+    model->merge_lora(false);
+  }
+}
+
+// ---- constants in state dicts -----------------------------------------------------------------
+
+TEST_CASE("clapsep constants: stored index and mask are checked, never saved, and a wrong one is refused") {
+  const Golden g = golden("swin_block_shifted.safetensors");
+  auto block = std::make_shared<nn::SwinBlock>(128, std::make_pair(int64_t{32}, int64_t{32}), 4, 4, 0.0, lora_options(DType::f32));
+  std::set<std::string> saved;
+  for (auto& [k, t] : block->state_dict()) saved.insert(k);
+  CHECK(!saved.count("attn_mask"));
+  CHECK(!saved.count("attn.relative_position_index"));
+  const auto consts = block->constant_names();
+  CHECK(std::set<std::string>(consts.begin(), consts.end()) == std::set<std::string>{"attn_mask", "attn.relative_position_index"});
+  CHECK(rel_to_peak(block->attn_mask, g.at("attn_mask")) == 0.0);
+  CHECK(rel_to_peak(block->attn->relative_position_index, g.at("attn.relative_position_index")) == 0.0);
+  nn::NamedTensors bad = params(g);
+  for (auto& [k, t] : bad)
+    if (k == "attn_mask") t = ops::zeros_like(t);
+  const std::string msg = thrown_message<std::exception>([&] { block->load_state_dict(bad); });
+  CHECK(contains(msg, "attn_mask"));
+  CHECK(contains(msg, "computed"));
+  // The torchlibrosa and resampler constants of a CLAPSep checkpoint, computed, pass the check.
+  auto model = std::make_shared<models::CLAPSep>(models::CLAPSepConfig::tiny());
+  nn::NamedTensors state = model->state_dict();
+  for (auto& [k, t] : model->named_constants()) state.emplace_back(k, t.to(DType::f32));
+  CHECK_NOTHROW(model->load_state_dict(state));
+}
+
+// ---- gradchecks -------------------------------------------------------------------------------
+
+TEST_CASE("clapsep gradcheck: window attention with and without the shift mask, LoRA linear") {
+  manual_seed(3);
+  nn::SwinOptions o{.window_size = 4, .mlp_ratio = 2.0, .qkv_bias = true, .lora_rank = 2, .lora_alpha = 1.0, .dtype = DType::f64};
+  auto attn = std::make_shared<nn::WindowAttention>(4, 2, o);
+  {
+    NoGradGuard ng;  // a non-zero B so its gradient path is exercised
+    attn->qkv->lora_B.copy_(ops::randn(attn->qkv->lora_B.sizes(), DType::f64));
+  }
+  const Tensor mask = nn::shifted_window_mask(8, 4, 4, 2, DType::f64);  // 2 windows
+  Tensor x = leaf({2, 16, 4});
+  CHECK_GRADCHECK_MODULE(attn->parameters(), [&](const std::vector<Tensor>& in) { return attn->forward(in[0]); }, {x});
+  CHECK_GRADCHECK_MODULE(attn->parameters(), [&](const std::vector<Tensor>& in) { return attn->forward(in[0], mask); },
+                         {x});
+  auto lin = std::make_shared<nn::LoRALinear>(3, 5, 2, 4.0, true, DType::f64);
+  {
+    NoGradGuard ng;
+    lin->lora_B.copy_(ops::randn({5, 2}, DType::f64));
+  }
+  CHECK_GRADCHECK_MODULE(lin->parameters(), [&](const std::vector<Tensor>& in) { return lin->forward(in[0]); },
+                         {leaf({2, 3})});
+}
+
+TEST_CASE("clapsep gradcheck: shifted and plain Swin blocks with drop-path off, window partition and folds") {
+  nn::SwinOptions o{.window_size = 4, .mlp_ratio = 2.0, .qkv_bias = true, .lora_rank = 2, .lora_alpha = 1.0, .dtype = DType::f64};
+  for (int64_t shift : {0, 2}) {
+    manual_seed(5);
+    auto block = std::make_shared<nn::SwinBlock>(4, std::make_pair(int64_t{8}, int64_t{8}), 2, shift, 0.0, o);
+    block->eval();
+    CHECK_GRADCHECK_MODULE(block->parameters(), [&](const std::vector<Tensor>& in) { return block->forward(in[0]); },
+                           {leaf({1, 64, 4})});
+  }
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return nn::window_reverse(nn::window_partition(in[0], 2), 2, 4, 6) * in[0]; },
+                  {leaf({2, 4, 6, 3})});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return nn::image_to_wav(nn::wav_to_image(in[0], 2) * 1.5, 2); },
+                  {leaf({1, 1, 8, 3})});
+}
+
+TEST_CASE("clapsep gradcheck: merging, expanding, patch embeds, FiLM skip, post-norm transformer layer") {
+  manual_seed(9);
+  auto merge = std::make_shared<nn::PatchMerging>(std::make_pair(int64_t{4}, int64_t{4}), 3, DType::f64);
+  CHECK_GRADCHECK_MODULE(merge->parameters(), [&](const std::vector<Tensor>& in) { return merge->forward(in[0]); },
+                         {leaf({2, 16, 3})});
+  auto expand = std::make_shared<nn::PatchExpand>(std::make_pair(int64_t{2}, int64_t{2}), 4, DType::f64);
+  CHECK_GRADCHECK_MODULE(expand->parameters(), [&](const std::vector<Tensor>& in) { return expand->forward(in[0]); },
+                         {leaf({2, 4, 4})});
+  auto embed = std::make_shared<nn::PatchEmbed>(2, 1, 3, DType::f64);
+  CHECK_GRADCHECK_MODULE(embed->parameters(), [&](const std::vector<Tensor>& in) { return embed->forward(in[0]); },
+                         {leaf({1, 1, 4, 4})});
+  auto inverse = std::make_shared<nn::InversePatchEmbed>(2, 1, 3, DType::f64);
+  CHECK_GRADCHECK_MODULE(inverse->parameters(), [&](const std::vector<Tensor>& in) { return inverse->forward(in[0]); },
+                         {leaf({1, 4, 3})});
+  auto skip = std::make_shared<nn::FiLMSkip>(3, 4, 2, DType::f64);
+  CHECK_GRADCHECK_MODULE(skip->parameters(),
+                         [&](const std::vector<Tensor>& in) { return skip->forward(in[0], in[1], in[2]); },
+                         {leaf({2, 3, 3}), leaf({2, 2}, -1, 1, 11), leaf({2, 3, 4}, -1, 1, 13)});
+  CHECK_GRADCHECK_MODULE(skip->parameters(), [&](const std::vector<Tensor>& in) { return skip->forward(in[0], in[1]); },
+                         {leaf({2, 3, 3}), leaf({2, 2}, -1, 1, 11)});
+  auto layer = std::make_shared<nn::TransformerEncoderLayer>(4, 2, 6, 0.0, "relu", 1e-5, false, DType::f64);
+  CHECK_GRADCHECK_MODULE(layer->parameters(), [&](const std::vector<Tensor>& in) { return layer->forward(in[0]); },
+                         {leaf({2, 5, 4})});
+}
+
+// ---- the released configuration ---------------------------------------------------------------
+
+namespace {
+
+// The key set of MODELS.md A s.9.1-s.9.2 for CLAPSep's audio_branch (without tscam/head) and
+// decoder_model, constants included, built from the documented patterns.
+std::set<std::string> released_keys() {
+  std::set<std::string> k;
+  const std::vector<int64_t> depths{2, 2, 12, 2};
+  const std::string ab = "audio_branch.";
+  for (const char* c : {"spectrogram_extractor.stft.conv_real.weight", "spectrogram_extractor.stft.conv_imag.weight",
+                        "logmel_extractor.melW", "bn0.weight", "bn0.bias", "bn0.running_mean", "bn0.running_var",
+                        "bn0.num_batches_tracked", "patch_embed.proj.weight", "patch_embed.proj.bias",
+                        "patch_embed.norm.weight", "patch_embed.norm.bias", "norm.weight", "norm.bias"})
+    k.insert(ab + c);
+  auto block_keys = [&](const std::string& p, bool lora) {
+    for (const char* c : {"norm1.weight", "norm1.bias", "attn.relative_position_bias_table", "attn.relative_position_index",
+                          "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias", "norm2.weight",
+                          "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"})
+      k.insert(p + c);
+    if (lora)
+      for (const char* c : {"attn.qkv.lora_A", "attn.qkv.lora_B", "attn.proj.lora_A", "attn.proj.lora_B"}) k.insert(p + c);
+  };
+  for (int s = 0; s < 4; ++s) {
+    for (int b = 0; b < depths[static_cast<size_t>(s)]; ++b) {
+      const std::string p = ab + "layers." + std::to_string(s) + ".blocks." + std::to_string(b) + ".";
+      block_keys(p, true);
+      if (b % 2 == 1 && s <= 2) k.insert(p + "attn_mask");
+    }
+    if (s <= 2)
+      for (const char* c : {"downsample.norm.weight", "downsample.norm.bias", "downsample.reduction.weight"})
+        k.insert(ab + "layers." + std::to_string(s) + "." + c);
+  }
+  const std::string d = "decoder_model.";
+  auto skip_keys = [&](const std::string& p) {
+    for (const char* c : {"skip_conv.beta.weight", "skip_conv.beta.bias", "skip_conv.gamma.weight", "skip_conv.gamma.bias",
+                          "feature_proj.weight", "feature_proj.bias", "norm.weight", "norm.bias"})
+      k.insert(p + c);
+  };
+  skip_keys(d + "film.");
+  for (int i = 0; i < 4; ++i) {
+    skip_keys(d + "skip." + std::to_string(i) + ".");
+    block_keys(d + "layers." + std::to_string(i) + ".blocks.0.", false);
+    if (i >= 1)
+      for (const char* c : {"downsample.expand.weight", "downsample.norm.weight", "downsample.norm.bias"})
+        k.insert(d + "layers." + std::to_string(i) + "." + c);
+  }
+  for (const char* c : {"inverse_patch_embed.proj.weight", "inverse_patch_embed.proj.bias", "inverse_patch_embed.norm.weight",
+                        "inverse_patch_embed.norm.bias", "spec_norm.weight", "spec_norm.bias", "spec_norm.running_mean",
+                        "spec_norm.running_var", "spec_norm.num_batches_tracked", "mask_net.0.weight", "mask_net.0.bias",
+                        "mask_net.1.weight", "mask_net.1.bias", "mask_net.3.weight", "mask_net.3.bias"})
+    k.insert(d + c);
+  for (int j = 0; j < 3; ++j)
+    for (const char* c : {"self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+                          "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+                          "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"})
+      k.insert(d + "mask_net.2.layers." + std::to_string(j) + "." + c);
+  for (const char* c : {"stft.conv_real.weight", "stft.conv_imag.weight", "istft.conv_real.weight", "istft.conv_imag.weight",
+                        "istft.ola_window", "resampler.kernel"})
+    k.insert(c);
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("clapsep released config: parameter counts of MODELS.md s.10 and the official key list") {
+  auto model = std::make_shared<models::CLAPSep>();
+  int64_t decoder = 0, lora = 0, biases = 0, encoder = 0;
+  for (auto& [name, t] : model->named_parameters()) {
+    if (name.rfind("decoder_model.", 0) == 0) {
+      decoder += t.numel();
+    } else if (contains(name, ".lora_")) {
+      lora += t.numel();
+    } else {
+      encoder += t.numel();
+      if (contains(name, "attn.qkv.bias") || contains(name, "attn.proj.bias")) biases += t.numel();
+    }
+  }
+  CHECK(decoder == 43463616);
+  CHECK(lora == 860160);
+  CHECK(biases == 35840);
+  CHECK(encoder == 71341079 - 3238415 - 278256);  // HTSAT-base learnable without tscam and head
+  CHECK(model->num_parameters(/*trainable_only=*/true) == 44359616);
+  std::set<std::string> ours;
+  for (auto& [k, t] : model->state_dict()) ours.insert(k);
+  for (const auto& k : model->constant_names()) ours.insert(k);
+  const std::set<std::string> expected = released_keys();
+  std::vector<std::string> missing, extra;
+  for (const auto& k : expected)
+    if (!ours.count(k)) missing.push_back(k);
+  for (const auto& k : ours)
+    if (!expected.count(k)) extra.push_back(k);
+  CHECK_MESSAGE(missing.empty(), "missing: ", missing.empty() ? "" : missing[0]);
+  CHECK_MESSAGE(extra.empty(), "extra: ", extra.empty() ? "" : extra[0]);
+}
+
+// ---- fine-tuning ---------------------------------------------------------------------------
+
+TEST_CASE("clapsep fine-tune (reduced config): the loss falls and frozen weights stay bit-identical") {
+  manual_seed(21);
+  models::CLAPSepConfig c = models::CLAPSepConfig::tiny();
+  c.n_masker_layer = 1;
+  auto model = std::make_shared<models::CLAPSep>(c);
+  model->train();
+  CHECK(!model->audio_branch->is_training());  // CLAPSep keeps its encoder in eval
+  CHECK(model->decoder_model->is_training());
+  std::map<std::string, Tensor> frozen;
+  for (auto& [name, t] : model->named_parameters())
+    if (!t.requires_grad()) frozen[name] = t.detach().clone();
+  CHECK(frozen.count("audio_branch.layers.0.blocks.0.attn.qkv.weight"));
+  CHECK(frozen.count("audio_branch.bn0.weight"));
+  CHECK(!frozen.count("audio_branch.layers.0.blocks.0.attn.qkv.bias"));
+  // One fixed batch: the target is a tone, the interference noise.
+  const int64_t L = 16000;
+  std::vector<double> tone(L);
+  for (int64_t i = 0; i < L; ++i) tone[static_cast<size_t>(i)] = 0.5 * std::sin(2 * M_PI * 440.0 * static_cast<double>(i) / 32000.0);
+  const Tensor target = ops::from_vector(tone, {1, L});
+  const Tensor mixture = ops::add(target, ops::mul(ops::randn({1, L}), 0.3));
+  const Tensor query = ops::randn({1, c.cond_dim()});
+  std::vector<Tensor> trainable;
+  for (auto& t : model->parameters())
+    if (t.requires_grad()) trainable.push_back(t);
+  optim::AdamW opt(trainable, {.lr = 1e-3});
+  double first = 0, last = 0;
+  for (int step = 0; step < 12; ++step) {
+    opt.zero_grad();
+    Tensor loss = metrics::clapsep_loss(model->forward(mixture, query), target);
+    loss.backward();
+    for (auto& [name, t] : model->named_parameters())
+      if (!t.requires_grad()) CHECK_MESSAGE(!t.grad().defined(), name);
+    opt.step();
+    const double v = ops::to_vector(loss)[0];
+    if (step == 0) first = v;
+    last = v;
+  }
+  CHECK(last < first - 1.0);
+  for (auto& [name, t] : model->named_parameters())
+    if (frozen.count(name)) CHECK_MESSAGE(ops::to_vector(t) == ops::to_vector(frozen.at(name)), name);
+}
+
+// ---- bad inputs, save / load -------------------------------------------------------------------
+
+TEST_CASE("clapsep bad inputs give errors naming the problem; save and load round trip") {
+  auto model = std::make_shared<models::CLAPSep>(models::CLAPSepConfig::tiny());
+  const Tensor e = ops::randn({512});
+  CHECK(contains(thrown_message<std::exception>([&] { model->separate(ops::zeros({0}), e, Tensor()); }), "empty"));
+  Tensor nan = ops::zeros({4000});
+  {
+    NoGradGuard ng;
+    nan.narrow(0, 10, 1).fill_(NAN);
+  }
+  CHECK(contains(thrown_message<std::exception>([&] { model->separate(nan, e, Tensor()); }), "NaN"));
+  CHECK(contains(thrown_message<std::exception>([&] { model->separate(ops::zeros({4000}), ops::randn({256}), Tensor()); }), "positive"));
+  CHECK(contains(thrown_message<std::exception>([&] { model->separate(ops::zeros({4000}), Tensor(), Tensor()); }), "positive or a negative"));
+  CHECK(contains(thrown_message<std::exception>([&] { model->forward(ops::zeros({1, 400000}), ops::randn({1, 1024})); }), "at most"));
+  CHECK(contains(thrown_message<std::exception>([&] { model->forward(ops::zeros({1, 4000}), ops::randn({1, 1000})); }), "query"));
+  CHECK(contains(thrown_message<std::exception>([&] { models::CLAPSepConfig::from_json(R"({"d_attn": 30})"); }), "d_attn"));
+  CHECK(contains(thrown_message<std::exception>([&] { models::CLAPSepConfig::from_json(R"({"depths": [1]})"); }), "unknown key"));
+  nn::NamedTensors partial = model->state_dict();
+  partial.pop_back();
+  CHECK(contains(thrown_message<std::exception>([&] { model->load_state_dict(partial); }), "missing keys"));
+
+  tse::test::TempDir dir("clapsep");
+  const std::string path = dir.file("tiny.safetensors");
+  model->save(path);
+  auto loaded = models::load_separator(path);
+  REQUIRE(loaded.model);
+  CHECK(loaded.model->type_name() == "CLAPSep");
+  CHECK(loaded.model->supports_negative_queries());
+  const Tensor mix = ops::mul(ops::randn({2, 8000}), 0.1);
+  const Tensor q = ops::randn({2, 1024});
+  CHECK(rel_to_peak(loaded.model->separate(mix, q), model->separate(mix, q)) == 0.0);
+  {  // a truncated file is refused with a clear error
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+    CHECK_THROWS(models::load_separator(path));
+  }
+}
