@@ -339,6 +339,7 @@ Tensor CLAPSep::separate(const Tensor& mixture, const Tensor& query) {
             "CLAPSep.separate: mixture must be (L) or (B, L), got ", mixture.defined() ? mixture.shape_str() : "undefined");
   TSE_CHECK(query.defined() && (query.dim() == 1 || query.dim() == 2),
             "CLAPSep.separate: query must be (D) or (B, D), got ", query.defined() ? query.shape_str() : "undefined");
+  if (mixture.size(-1) > config_.max_samples()) return separate_chunked(*this, mixture, query);
   const bool was_training = is_training();
   eval();
   autograd::NoGradGuard no_grad;

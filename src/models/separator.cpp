@@ -1,6 +1,8 @@
 #include "tse/models/separator.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tse/audio/io.hpp"
 #include "tse/audio/resample.hpp"
@@ -9,6 +11,7 @@
 #include "tse/models/clapsep.hpp"
 #include "tse/models/conformer_tse.hpp"
 #include "tse/models/query_encoder.hpp"
+#include "tse/ops/factory.hpp"
 
 namespace tse::models {
 
@@ -57,6 +60,65 @@ LoadedSeparator load_separator(const std::string& path, DType dtype) {
   if (auto q = out.metadata.find("query_encoder"); q != out.metadata.end())
     out.queries = QueryEncoder::from_json(q->second);
   return out;
+}
+
+Tensor separate_chunked(Separator& model, const Tensor& mixture, const Tensor& query, const ChunkOptions& o,
+                        const ProgressCallback& progress) {
+  TSE_CHECK(mixture.defined() && (mixture.dim() == 1 || mixture.dim() == 2),
+            "separate_chunked: mixture must be (L) or (B, L), got ", mixture.defined() ? mixture.shape_str() : "undefined");
+  TSE_CHECK(is_floating(mixture.dtype()), "separate_chunked: mixture must be floating point, got ", mixture.dtype());
+  TSE_CHECK(std::isfinite(o.window_seconds) && o.window_seconds > 0, "separate_chunked: window_seconds must be positive, got ",
+            o.window_seconds);
+  TSE_CHECK(std::isfinite(o.overlap_seconds) && o.overlap_seconds >= 0 && o.overlap_seconds < o.window_seconds,
+            "separate_chunked: overlap_seconds must be in [0, window_seconds), got ", o.overlap_seconds);
+  TSE_CHECK(o.crossfade == "hann" || o.crossfade == "triangular",
+            "separate_chunked: crossfade must be \"hann\" or \"triangular\", got \"", o.crossfade, "\"");
+  const double sr = static_cast<double>(model.sample_rate());
+  const int64_t window = static_cast<int64_t>(std::llround(o.window_seconds * sr));
+  const int64_t overlap = static_cast<int64_t>(std::llround(o.overlap_seconds * sr));
+  TSE_CHECK(window > overlap, "separate_chunked: the window (", window, " samples) must be longer than the overlap (",
+            overlap, ")");
+  const int64_t L = mixture.size(-1);
+  TSE_CHECK(L > 0, "separate_chunked: mixture is empty");
+  if (L <= window) {
+    Tensor y = model.separate(mixture, query);
+    if (progress) progress(1, 1);
+    return y;
+  }
+  const int64_t hop = window - overlap;
+  std::vector<int64_t> starts;
+  for (int64_t s0 = 0; s0 + window < L; s0 += hop) starts.push_back(s0);
+  starts.push_back(L - window);  // the last window ends with the audio
+
+  // Crossfade weights: ramps over `overlap` samples at both ends, sampled at n + 1/2 so they
+  // never reach 0; the summed weights are divided out, so they need not add up to 1.
+  std::vector<double> w(static_cast<size_t>(window), 1.0);
+  for (int64_t n = 0; n < overlap; ++n) {
+    const double r = (static_cast<double>(n) + 0.5) / static_cast<double>(overlap);
+    const double v = o.crossfade == "hann" ? std::pow(std::sin(0.5 * M_PI * r), 2.0) : r;
+    w[static_cast<size_t>(n)] = std::min(w[static_cast<size_t>(n)], v);
+    w[static_cast<size_t>(window - 1 - n)] = std::min(w[static_cast<size_t>(window - 1 - n)], v);
+  }
+  const Tensor x = mixture.dim() == 1 ? mixture.unsqueeze(0) : mixture;
+  const int64_t B = x.size(0);
+  std::vector<double> acc(static_cast<size_t>(B * L), 0.0), wsum(static_cast<size_t>(L), 0.0);
+  for (size_t k = 0; k < starts.size(); ++k) {
+    const int64_t s0 = starts[k];
+    const Tensor y = model.separate(x.narrow(1, s0, window).contiguous(), query);
+    TSE_CHECK(y.dim() == 2 && y.size(0) == B && y.size(1) == window, "separate_chunked: the model returned ", y.shape_str(),
+              " for a (", B, ", ", window, ") window");
+    const std::vector<double> yv = ops::to_vector(y);
+    for (int64_t n = 0; n < window; ++n) {
+      const double wn = w[static_cast<size_t>(n)];
+      wsum[static_cast<size_t>(s0 + n)] += wn;
+      for (int64_t b = 0; b < B; ++b) acc[static_cast<size_t>(b * L + s0 + n)] += wn * yv[static_cast<size_t>(b * window + n)];
+    }
+    if (progress) progress(static_cast<int64_t>(k) + 1, static_cast<int64_t>(starts.size()));
+  }
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < L; ++n) acc[static_cast<size_t>(b * L + n)] /= wsum[static_cast<size_t>(n)];
+  Tensor out = ops::from_vector(acc, {B, L}, mixture.dtype());
+  return mixture.dim() == 1 ? out.squeeze(0) : out;
 }
 
 Tensor separate_waveform(Separator& model, const Tensor& audio, int64_t sample_rate, const Tensor& query) {

@@ -104,6 +104,8 @@ class TSE_API CLAPSep : public Separator {
   /// dec.h_d, magnitude, mask (B, 1, T, F), waveform.
   std::map<std::string, Tensor> forward_taps(const Tensor& mixture, const Tensor& query);
   /// Eval mode, no gradients: mixture (L) or (B, L), query (D) or (B, D) -> same leading shape.
+  /// Audio longer than max_samples() goes through separate_chunked (10 s windows, 1 s Hann
+  /// crossfades); call separate_chunked directly for other windows or a progress callback.
   Tensor separate(const Tensor& mixture, const Tensor& query) override;
   /// The same with the embeddings given per side (either may be undefined, not both).
   Tensor separate(const Tensor& mixture, const Tensor& positive, const Tensor& negative);

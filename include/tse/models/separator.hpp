@@ -3,6 +3,7 @@
 /// What every query-conditioned extractor offers the Trainer, the evaluation tools and the
 /// high-level separation helpers: a differentiable forward on batched waveforms at the model's
 /// sample rate, an inference call, and self-describing checkpoints.
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,24 @@ class TSE_API Separator : public nn::Module {
   /// must not override metadata() keys) to a safetensors file, atomically.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
 };
+
+/// How separate_chunked cuts long audio.
+struct TSE_API ChunkOptions {
+  double window_seconds = 10.0;  // CLAPSep's training clips; at most 10.24 s for CLAPSep
+  double overlap_seconds = 1.0;  // consecutive windows share this much; 0 = butt-joined
+  std::string crossfade = "hann";  // "hann" (sin^2 ramps) or "triangular" (linear ramps)
+};
+/// Called after each window with (windows done, windows in all).
+using ProgressCallback = std::function<void(int64_t, int64_t)>;
+
+/// Separates audio of any length with a bounded memory footprint: windows of window_seconds
+/// (the last one aligned to the end), each run through model.separate() on its own, weighted
+/// by a crossfade that ramps over the overlap (strictly positive, so every sample has weight)
+/// and overlap-added with the summed weights divided out. An identity model gives the input
+/// back to rounding. mixture (L) or (B, L) at the model's rate, query as for separate(); audio
+/// no longer than one window is separated in one piece. ValueError for bad options or input.
+TSE_API Tensor separate_chunked(Separator& model, const Tensor& mixture, const Tensor& query,
+                                const ChunkOptions& options = {}, const ProgressCallback& progress = nullptr);
 
 /// A file written by Separator::save, checked to hold `model_type` at `format_version`.
 struct ModelFile {
