@@ -4,7 +4,6 @@
 #include "bindings/common.hpp"
 
 namespace tse::python {
-namespace {
 
 py::object json_module() { return py::module_::import("json"); }
 
@@ -17,8 +16,6 @@ std::string config_json(const py::object& config, const py::kwargs& kwargs) {
   for (auto item : kwargs) merged[item.first] = item.second;
   return json_module().attr("dumps")(merged).cast<std::string>();
 }
-
-}  // namespace
 
 void bind_models(py::module_& parent) {
   py::module_ m = parent.def_submodule("models", "The models (re-exported as tse.models)");
@@ -128,6 +125,8 @@ void bind_models(py::module_& parent) {
       },
       py::arg("model"), py::arg("audio"), py::arg("sample_rate"), py::arg("query"),
       "audio (L) or (C, L) at any rate -> the estimate, same shape and rate");
+
+  bind_clapsep(m);
 }
 
 }  // namespace tse::python

@@ -61,6 +61,9 @@ void bind_modules(py::module_& parent) {
            py::arg("recurse") = true, "[(dotted name, parameter)] in PyTorch's order")
       .def("parameters", &nn::Module::parameters, py::arg("recurse") = true)
       .def("named_buffers", &nn::Module::named_buffers, py::arg("recurse") = true)
+      .def("constant_names", &nn::Module::constant_names, py::arg("recurse") = true,
+           "names of the computed constants (not in state_dict(); checked when a state dict carries them)")
+      .def("named_constants", &nn::Module::named_constants, py::arg("recurse") = true)
       .def("named_children", &nn::Module::named_children)
       .def("named_modules",
            [](ModulePtr self) {
@@ -447,6 +450,8 @@ void bind_modules(py::module_& parent) {
            py::arg("dtype") = py::none())
       .def("forward", cond_call, py::arg("input"), py::arg("query"))
       .def("__call__", cond_call, py::arg("input"), py::arg("query"));
+
+  bind_swin(m);
 }
 
 }  // namespace tse::python

@@ -73,6 +73,12 @@ void bind_audio(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_modules(py::module_& m);
 void bind_models(py::module_& m);
+void bind_swin(py::module_& nn_module);          // from bind_modules (tse.nn)
+void bind_clapsep(py::module_& models_module);   // from bind_models (tse.models)
+/// Python's json module, and a config dict + keyword arguments merged into JSON text for the
+/// C++ config parsers (unknown keys and wrong types are errors naming the key).
+py::object json_module();
+std::string config_json(const py::object& config, const py::kwargs& kwargs);
 void bind_io(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_train(py::module_& m);

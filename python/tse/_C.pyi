@@ -323,6 +323,8 @@ class nn:
         def named_parameters(self, recurse: builtins.bool = True) -> list[tuple[str, Tensor]]: ...
         def parameters(self, recurse: builtins.bool = True) -> list[Tensor]: ...
         def named_buffers(self, recurse: builtins.bool = True) -> list[tuple[str, Tensor]]: ...
+        def constant_names(self, recurse: builtins.bool = True) -> list[str]: ...
+        def named_constants(self, recurse: builtins.bool = True) -> list[tuple[str, Tensor]]: ...
         def named_children(self) -> list[tuple[str, nn.Module]]: ...
         def named_modules(self) -> list[tuple[str, nn.Module]]: ...
         def children(self) -> list[nn.Module]: ...
@@ -630,6 +632,207 @@ class nn:
         def forward(self, input: Tensor, query: Tensor) -> Tensor: ...
         def __call__(self, input: Tensor, query: Tensor) -> Tensor: ...
 
+    # ---- CLAPSep's pieces (tse/nn/swin.hpp, transformer.hpp) ----
+    class Mlp(Module):
+        fc1: nn.Linear
+        fc2: nn.Linear
+        def __init__(self, in_features: builtins.int, hidden_features: builtins.int, *, dtype: _DTypeLike | None = None) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class LoRALinear(Linear):
+        """loralib's Linear: x W^T + b + (lora_alpha / r) (x A^T) B^T."""
+
+        r: builtins.int
+        lora_alpha: builtins.float
+        lora_A: Tensor
+        lora_B: Tensor
+        def __init__(
+            self,
+            in_features: builtins.int,
+            out_features: builtins.int,
+            r: builtins.int = 0,
+            lora_alpha: builtins.float = 1.0,
+            bias: builtins.bool = True,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        @property
+        def scaling(self) -> builtins.float: ...
+        @property
+        def merged(self) -> builtins.bool: ...
+        def merged_weight(self) -> Tensor: ...
+        def merge(self) -> None: ...
+        def unmerge(self) -> None: ...
+
+    class WindowAttention(Module):
+        qkv: nn.LoRALinear
+        proj: nn.LoRALinear
+        relative_position_bias_table: Tensor
+        relative_position_index: Tensor
+        def __init__(
+            self,
+            dim: builtins.int,
+            window_size: builtins.int,
+            num_heads: builtins.int,
+            qkv_bias: builtins.bool = True,
+            *,
+            lora_rank: builtins.int = 0,
+            lora_alpha: builtins.float = 1.0,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def relative_position_bias(self) -> Tensor: ...
+        def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor: ...
+        def __call__(self, windows: Tensor, mask: Tensor | None = None) -> Tensor: ...
+
+    class SwinTransformerBlock(Module):
+        """HTSAT's pre-norm Swin block (x: (B, H*W, C))."""
+
+        window_size: builtins.int
+        shift_size: builtins.int
+        attn_mask: Tensor
+        norm1: nn.LayerNorm
+        attn: nn.WindowAttention
+        norm2: nn.LayerNorm
+        mlp: nn.Mlp
+        def __init__(
+            self,
+            dim: builtins.int,
+            input_resolution: builtins.int | Sequence[builtins.int],
+            num_heads: builtins.int,
+            window_size: builtins.int = 8,
+            shift_size: builtins.int = 0,
+            mlp_ratio: builtins.float = 4.0,
+            qkv_bias: builtins.bool = True,
+            drop_path: builtins.float = 0.0,
+            *,
+            lora_rank: builtins.int = 0,
+            lora_alpha: builtins.float = 1.0,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class PatchMerging(Module):
+        reduction: nn.Linear
+        norm: nn.LayerNorm
+        def __init__(
+            self, input_resolution: builtins.int | Sequence[builtins.int], dim: builtins.int, *, dtype: _DTypeLike | None = None
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class PatchExpand(Module):
+        expand: nn.Linear
+        norm: nn.LayerNorm
+        def __init__(
+            self, input_resolution: builtins.int | Sequence[builtins.int], dim: builtins.int, *, dtype: _DTypeLike | None = None
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class PatchEmbed(Module):
+        proj: nn.Conv2d
+        norm: nn.LayerNorm
+        def __init__(
+            self,
+            patch_size: builtins.int = 4,
+            in_chans: builtins.int = 1,
+            embed_dim: builtins.int = 128,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class InversePatchEmbed(Module):
+        proj: nn.ConvTranspose2d
+        norm: nn.LayerNorm
+        def __init__(
+            self,
+            patch_size: builtins.int = 4,
+            out_chans: builtins.int = 1,
+            embed_dim: builtins.int = 128,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class FiLMSkip(Module):
+        """CLAPSep's SkipTrans: LayerNorm(FiLM(Linear(skip), c) [+ x])."""
+
+        feature_proj: nn.Linear
+        skip_conv: nn.FiLM
+        norm: nn.LayerNorm
+        def __init__(
+            self,
+            in_features: builtins.int,
+            out_features: builtins.int,
+            embed_dim: builtins.int = 1024,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, skip: Tensor, embed: Tensor, x: Tensor | None = None) -> Tensor: ...
+        def __call__(self, skip: Tensor, embed: Tensor, x: Tensor | None = None) -> Tensor: ...
+
+    class MultiheadAttention(Module):
+        """Batch-first self-attention with torch's parameter names."""
+
+        in_proj_weight: Tensor
+        in_proj_bias: Tensor
+        out_proj: nn.Linear
+        def __init__(
+            self,
+            embed_dim: builtins.int,
+            num_heads: builtins.int,
+            dropout: builtins.float = 0.0,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    class TransformerEncoderLayer(Module):
+        """torch.nn.TransformerEncoderLayer(batch_first=True)."""
+
+        self_attn: nn.MultiheadAttention
+        linear1: nn.Linear
+        linear2: nn.Linear
+        norm1: nn.LayerNorm
+        norm2: nn.LayerNorm
+        def __init__(
+            self,
+            d_model: builtins.int,
+            nhead: builtins.int,
+            dim_feedforward: builtins.int = 2048,
+            dropout: builtins.float = 0.0,
+            activation: str = "relu",
+            layer_norm_eps: builtins.float = 1e-5,
+            norm_first: builtins.bool = False,
+            *,
+            dtype: _DTypeLike | None = None,
+        ) -> None: ...
+        def forward(self, input: Tensor) -> Tensor: ...
+        def __call__(self, input: Tensor) -> Tensor: ...
+
+    @staticmethod
+    def window_partition(x: Tensor, window_size: builtins.int) -> Tensor: ...
+    @staticmethod
+    def window_reverse(windows: Tensor, window_size: builtins.int, H: builtins.int, W: builtins.int) -> Tensor: ...
+    @staticmethod
+    def relative_position_index(window_size: builtins.int) -> Tensor: ...
+    @staticmethod
+    def shifted_window_mask(
+        H: builtins.int, W: builtins.int, window_size: builtins.int, shift_size: builtins.int, *, dtype: _DTypeLike | None = None
+    ) -> Tensor: ...
+    @staticmethod
+    def drop_path(x: Tensor, p: builtins.float, training: builtins.bool) -> Tensor: ...
+    @staticmethod
+    def wav_to_image(logmel: Tensor, chunks: builtins.int = 4) -> Tensor: ...
+    @staticmethod
+    def image_to_wav(image: Tensor, chunks: builtins.int = 4) -> Tensor: ...
+
 class models:
     """The submodule tse._C.models (re-exported as tse.models)."""
 
@@ -687,10 +890,84 @@ class models:
         @property
         def metadata(self) -> dict[str, str]: ...
 
+    class HTSAT(nn.Module):
+        """LAION-CLAP's HTSAT audio encoder (audio_branch.* names, no tscam/head)."""
+
+        bn0: nn.BatchNorm2d
+        patch_embed: nn.PatchEmbed
+        layers: nn.ModuleList
+        norm: nn.LayerNorm
+        def __init__(self, config: dict[str, Any] | None = None, *, dtype: _DTypeLike | None = None, **kwargs: Any) -> None: ...
+        @property
+        def config(self) -> dict[str, Any]: ...
+        def logmel(self, wave_48k: Tensor, length: str = "pad") -> Tensor: ...
+        def encode(self, logmel: Tensor) -> dict[str, Any]: ...
+        def pool(self, last_stage: Tensor) -> Tensor: ...
+
+    class CLAPAudioEncoder(nn.Module):
+        """CLAP's audio embedding: audio_branch (HTSAT) + audio_projection, L2-normalised."""
+
+        audio_branch: models.HTSAT
+        audio_projection: nn.Module
+        def __init__(
+            self,
+            config: dict[str, Any] | None = None,
+            *,
+            embedding_dim: builtins.int = 512,
+            dtype: _DTypeLike | None = None,
+            **kwargs: Any,
+        ) -> None: ...
+        def embed(self, wave_48k: Tensor) -> Tensor: ...
+        def forward(self, logmel: Tensor) -> Tensor: ...
+
+    class CLAPSepDecoder(nn.Module): ...
+
+    class CLAPSep(Separator):
+        """CLAPSep: LoRA-tuned HTSAT encoder + FiLM Swin U-Net decoder + MaskNet."""
+
+        audio_branch: models.HTSAT
+        decoder_model: models.CLAPSepDecoder
+        def __init__(
+            self, config: dict[str, Any] | str | None = None, *, dtype: _DTypeLike | None = None, **kwargs: Any
+        ) -> None: ...
+        @property
+        def config(self) -> dict[str, Any]: ...
+        @property
+        def max_samples(self) -> builtins.int: ...
+        def condition(self, positive: Tensor | None = None, negative: Tensor | None = None) -> Tensor: ...
+        def separate(  # type: ignore[override]
+            self,
+            mixture: Tensor,
+            positive: Tensor | None = None,
+            negative: Tensor | None = None,
+            *,
+            query: Tensor | None = None,
+            window_seconds: builtins.float = 10.0,
+            overlap_seconds: builtins.float = 1.0,
+            crossfade: str = "hann",
+            progress: builtins.bool | Callable[[builtins.int, builtins.int], Any] | None = None,
+        ) -> Tensor: ...
+        def forward_taps(self, mixture: Tensor, query: Tensor) -> dict[str, Tensor]: ...
+        def freeze_for_finetuning(self) -> None: ...
+        def merge_lora(self, merge: builtins.bool = True) -> None: ...
+        @staticmethod
+        def load(path: str | os.PathLike[str], dtype: _DTypeLike | None = None) -> models.CLAPSep: ...
+
     @staticmethod
     def load_separator(path: str | os.PathLike[str], dtype: _DTypeLike | None = None) -> models.LoadedSeparator: ...
     @staticmethod
     def separate_waveform(model: models.Separator, audio: Tensor, sample_rate: builtins.int, query: Tensor) -> Tensor: ...
+    @staticmethod
+    def separate_chunked(
+        model: models.Separator,
+        mixture: Tensor,
+        query: Tensor,
+        *,
+        window_seconds: builtins.float = 10.0,
+        overlap_seconds: builtins.float = 1.0,
+        crossfade: str = "hann",
+        progress: builtins.bool | Callable[[builtins.int, builtins.int], Any] | None = None,
+    ) -> Tensor: ...
 
 class io:
     """The submodule tse._C.io (wrapped by tse.io)."""

@@ -163,7 +163,90 @@ void softmax_backward_loops(const Tensor& grad_ac, const Tensor& grad_bd, const 
   });
 }
 
+template <typename T>
+void window_softmax_loops(const Tensor& y, const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale,
+                          const WindowShape& s) {
+  const int64_t n = s.n, H = s.heads, rows = s.windows * H * n;
+  const T* sp = static_cast<const T*>(scores.data_ptr());
+  const T* bp = static_cast<const T*>(bias.data_ptr());
+  const T* mp = mask.defined() ? static_cast<const T*>(mask.data_ptr()) : nullptr;
+  T* yp = static_cast<T*>(y.data_ptr());
+  const T c = static_cast<T>(scale);
+  const int64_t grain = std::max<int64_t>(1, tse::detail::kParallelGrain / (4 * n));
+  tse::detail::parallel_for(0, rows, grain, [&](int64_t b0, int64_t e0) {
+    for (int64_t r = b0; r < e0; ++r) {
+      const int64_t i = r % n, h = (r / n) % H, w = r / (n * H);
+      const T* a = sp + r * n;
+      const T* bias_row = bp + (h * n + i) * n;
+      T* o = yp + r * n;
+      if (mp) {
+        const T* m = mp + ((w % s.mask_windows) * n + i) * n;
+        for (int64_t j = 0; j < n; ++j) o[j] = a[j] * c + bias_row[j] + m[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) o[j] = a[j] * c + bias_row[j];
+      }
+      const T mx = row_max(o, n);
+      for (int64_t j = 0; j < n; ++j) o[j] -= mx;
+      vm::exp(o, o, n);
+      const T inv = T(1) / row_sum(o, n);
+      for (int64_t j = 0; j < n; ++j) o[j] *= inv;
+    }
+  });
+}
+
+template <typename T>
+void window_softmax_backward_loops(const Tensor& grad_scores, const Tensor& grad_bias, const Tensor& grad_y,
+                                   const Tensor& y, double scale, const WindowShape& s) {
+  const int64_t n = s.n, H = s.heads, rows = s.windows * H * n, block = H * n * n;
+  const T* gp = static_cast<const T*>(grad_y.data_ptr());
+  const T* yp = static_cast<const T*>(y.data_ptr());
+  // d goes into grad_scores (scaled after the bias sum has read it), else into a scratch buffer.
+  Tensor d_store = grad_scores.defined() ? grad_scores : Tensor::empty(y.sizes(), y.dtype(), y.device());
+  T* dp = static_cast<T*>(d_store.data_ptr());
+  const int64_t grain = std::max<int64_t>(1, tse::detail::kParallelGrain / (3 * n));
+  tse::detail::parallel_for(0, rows, grain, [&](int64_t b0, int64_t e0) {
+    for (int64_t r = b0; r < e0; ++r) {
+      const T* g = gp + r * n;
+      const T* yr = yp + r * n;
+      const T dot = row_dot(g, yr, n);
+      T* d = dp + r * n;
+      for (int64_t j = 0; j < n; ++j) d[j] = yr[j] * (g[j] - dot);
+    }
+  });
+  if (grad_bias.defined()) {
+    T* bp = static_cast<T*>(grad_bias.data_ptr());
+    tse::detail::parallel_for(0, block, std::max<int64_t>(1, tse::detail::kParallelGrain / s.windows),
+                              [&](int64_t b0, int64_t e0) {
+                                for (int64_t k = b0; k < e0; ++k) {
+                                  T acc = 0;
+                                  for (int64_t w = 0; w < s.windows; ++w) acc += dp[w * block + k];
+                                  bp[k] = acc;
+                                }
+                              });
+  }
+  if (grad_scores.defined()) {
+    const T c = static_cast<T>(scale);
+    tse::detail::parallel_for(0, rows * n, tse::detail::kParallelGrain, [&](int64_t b0, int64_t e0) {
+      for (int64_t k = b0; k < e0; ++k) dp[k] *= c;
+    });
+  }
+}
+
 }  // namespace
+
+void window_softmax(const Tensor& y, const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale,
+                    const WindowShape& s) {
+  if (y.numel() == 0) return;
+  dispatch_floating(y.dtype(), "window_softmax",
+                    [&]<typename T>() { window_softmax_loops<T>(y, scores, bias, mask, scale, s); });
+}
+
+void window_softmax_backward(const Tensor& grad_scores, const Tensor& grad_bias, const Tensor& grad_y, const Tensor& y,
+                             double scale, const WindowShape& s) {
+  if (y.numel() == 0) return;
+  dispatch_floating(y.dtype(), "window_softmax",
+                    [&]<typename T>() { window_softmax_backward_loops<T>(grad_scores, grad_bias, grad_y, y, scale, s); });
+}
 
 void rel_shift(const Tensor& out, const Tensor& x, const RelShape& s) {
   if (out.numel() == 0) return;

@@ -26,6 +26,23 @@ using RelPosSoftmaxFn = void(const Tensor& y, const Tensor& ac, const Tensor& bd
 using RelPosSoftmaxBackwardFn = void(const Tensor& grad_ac, const Tensor& grad_bd, const Tensor& grad_y,
                                      const Tensor& y, double scale, const RelShape& s);
 
+/// Windowed attention scores (Swin): `rows` = windows * heads * n rows of n scores, window w of
+/// the batch using mask window w % mask_windows (mask_windows 0: no mask), head h its bias block.
+struct WindowShape {
+  int64_t windows = 0;       // B * nW
+  int64_t heads = 0;
+  int64_t mask_windows = 0;  // nW of the mask, 0 without one
+  int64_t n = 0;             // tokens per window
+};
+/// y = softmax(scores * scale + bias[h] + mask[w % nW]) per row; y, scores (windows, heads, n, n),
+/// bias (heads, n, n), mask (mask_windows, n, n) or undefined.
+using WindowSoftmaxFn = void(const Tensor& y, const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale,
+                             const WindowShape& s);
+/// d = y * (g - sum(g * y)) per row; grad_scores = scale * d and grad_bias = sum of d over the
+/// windows (a fixed order: the same bits at any thread count). Either may be undefined.
+using WindowSoftmaxBackwardFn = void(const Tensor& grad_scores, const Tensor& grad_bias, const Tensor& grad_y,
+                                     const Tensor& y, double scale, const WindowShape& s);
+
 }  // namespace detail
 
 namespace cpu {
@@ -36,6 +53,8 @@ RelShiftBackwardFn rel_shift_backward;
 /// Vectorised loops (libmvec exp for float32), parallel over rows, float32 and float64.
 RelPosSoftmaxFn rel_pos_softmax;
 RelPosSoftmaxBackwardFn rel_pos_softmax_backward;
+WindowSoftmaxFn window_softmax;
+WindowSoftmaxBackwardFn window_softmax_backward;
 }  // namespace cpu
 
 }  // namespace tse

@@ -8,6 +8,7 @@
 #include "tse/core/error.hpp"
 #include "tse/nn/init.hpp"
 #include "tse/ops/activation.hpp"
+#include "tse/ops/attention.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/factory.hpp"
 #include "tse/ops/indexing.hpp"
@@ -186,18 +187,11 @@ Tensor WindowAttention::forward(const Tensor& windows, const Tensor& mask) const
             "WindowAttention: windows must be (B * nW, ", n, ", ", dim, "), got ", windows.shape_str());
   const int64_t Bw = windows.size(0), hd = dim / num_heads;
   const Tensor qkv_ = ops::permute(ops::reshape(qkv->forward(windows), {Bw, n, 3, num_heads, hd}), {2, 0, 3, 1, 4});
-  const Tensor q = ops::mul(ops::select(qkv_, 0, 0), 1.0 / std::sqrt(static_cast<double>(hd)));
-  const Tensor k = ops::select(qkv_, 0, 1), v = ops::select(qkv_, 0, 2);
-  Tensor scores = ops::add(ops::matmul(q, ops::transpose(k, -2, -1)), ops::unsqueeze(relative_position_bias(), 0));
-  if (mask.defined()) {
-    TSE_CHECK(mask.dim() == 3 && mask.size(1) == n && mask.size(2) == n && Bw % mask.size(0) == 0,
-              "WindowAttention: mask must be (nW, ", n, ", ", n, ") with nW dividing ", Bw, ", got ", mask.shape_str());
-    const int64_t nW = mask.size(0);
-    scores = ops::reshape(ops::add(ops::reshape(scores, {Bw / nW, nW, num_heads, n, n}),
-                                   ops::reshape(mask, {1, nW, 1, n, n})),
-                          {Bw, num_heads, n, n});
-  }
-  const Tensor out = ops::matmul(ops::softmax(scores, -1), v);  // (Bw, nH, n, hd)
+  const Tensor q = ops::select(qkv_, 0, 0), k = ops::select(qkv_, 0, 1), v = ops::select(qkv_, 0, 2);
+  // softmax(q k^T / sqrt(d) + bias + mask) in one fused pass (ops::window_softmax).
+  const Tensor attn = ops::window_softmax(ops::matmul(q, ops::transpose(k, -2, -1)), relative_position_bias(), mask,
+                                          1.0 / std::sqrt(static_cast<double>(hd)));
+  const Tensor out = ops::matmul(attn, v);  // (Bw, nH, n, hd)
   return proj->forward(ops::reshape(ops::transpose(out, 1, 2), {Bw, n, dim}));
 }
 

@@ -40,6 +40,10 @@ const KernelTable<tse::detail::RelPosSoftmaxFn> k_rel_pos_softmax{"rel_pos_softm
 const KernelTable<tse::detail::RelPosSoftmaxBackwardFn> k_rel_pos_softmax_backward{
     "rel_pos_softmax_backward", &cpu::rel_pos_softmax_backward, nullptr};
 
+const KernelTable<tse::detail::WindowSoftmaxFn> k_window_softmax{"window_softmax", &cpu::window_softmax, nullptr};
+const KernelTable<tse::detail::WindowSoftmaxBackwardFn> k_window_softmax_backward{
+    "window_softmax_backward", &cpu::window_softmax_backward, nullptr};
+
 /// Checks that x is a float (..., T, 2T-1) tensor and returns its RelShape.
 RelShape position_scores_shape(const Tensor& x, const char* op, const char* arg) {
   detail::check_defined(x, op, arg);
@@ -105,6 +109,45 @@ Tensor rel_pos_softmax(const Tensor& ac, const Tensor& bd_raw, double scale) {
   return out;
 }
 
+Tensor window_softmax(const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale) {
+  const char* op = "window_softmax";
+  detail::check_defined(scores, op, "scores");
+  detail::check_floating(scores, op, "scores");
+  detail::check_defined(bias, op, "bias");
+  TSE_CHECK(scores.dim() == 4 && scores.size(2) == scores.size(3), op,
+            ": argument 'scores' must be (B * nW, H, n, n), got ", scores.shape_str());
+  const int64_t Bw = scores.size(0), H = scores.size(1), n = scores.size(2);
+  TSE_CHECK(bias.sizes() == Shape({H, n, n}), op, ": argument 'bias' must be (", H, ", ", n, ", ", n, "), got ",
+            bias.shape_str());
+  TSE_CHECK(bias.dtype() == scores.dtype(), op, ": dtype mismatch: 'scores' is ", scores.dtype(), ", 'bias' is ",
+            bias.dtype());
+  detail::check_same_device(scores, bias, op);
+  int64_t nW = 0;
+  if (mask.defined()) {
+    nW = mask.dim() == 3 ? mask.size(0) : 0;
+    TSE_CHECK(mask.dim() == 3 && mask.size(1) == n && mask.size(2) == n && nW > 0 && Bw % nW == 0, op,
+              ": argument 'mask' must be (nW, ", n, ", ", n, ") with nW dividing ", Bw, ", got ", mask.shape_str());
+    TSE_CHECK(mask.dtype() == scores.dtype(), op, ": dtype mismatch: 'scores' is ", scores.dtype(), ", 'mask' is ",
+              mask.dtype());
+    detail::check_same_device(scores, mask, op);
+  }
+  TSE_CHECK(std::isfinite(scale), op, ": scale must be finite, got ", scale);
+  const tse::detail::WindowShape s{Bw, H, nW, n};
+  Tensor out = Tensor::empty(scores.sizes(), scores.dtype(), scores.device());
+  k_window_softmax.get(scores.device(), op)(out, scores.detach().contiguous(), bias.detach().contiguous(),
+                                            mask.defined() ? mask.detach().contiguous() : Tensor(), scale, s);
+  if (needs_grad({scores, bias})) {
+    const bool rs = scores.requires_grad(), rb = bias.requires_grad();
+    record(op, {scores, bias}, {out}, [=, sy = SavedTensor(out)](const Grads& g) -> Grads {
+      const Tensor y = sy.unpack(op);
+      Tensor gs = rs ? Tensor::empty(y.sizes(), y.dtype(), y.device()) : Tensor();
+      Tensor gb = rb ? Tensor::empty({H, n, n}, y.dtype(), y.device()) : Tensor();
+      k_window_softmax_backward.get(y.device(), op)(gs, gb, g[0].contiguous(), y, scale, s);
+      return {gs, gb};
+    });
+  }
+  return out;
+}
 
 Tensor rel_position_table(int64_t T, int64_t d_model, DType dtype, RelPosTable recipe, const Tensor& frequencies) {
   const char* op = "rel_position_table";

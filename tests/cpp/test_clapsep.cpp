@@ -225,6 +225,33 @@ TEST_CASE("clapsep constants: stored index and mask are checked, never saved, an
   CHECK_NOTHROW(model->load_state_dict(state));
 }
 
+// ---- the fused window softmax -------------------------------------------------------------------
+
+TEST_CASE("window_softmax equals the composite softmax(s * scale + bias + mask) and gradchecks in f64") {
+  manual_seed(8);
+  const Tensor mask = nn::shifted_window_mask(8, 4, 4, 2, DType::f64);  // 2 windows of 16 tokens
+  for (DType dt : {DType::f64, DType::f32}) {
+    const Tensor s = ops::randn({4, 3, 16, 16}, dt), bias = ops::randn({3, 16, 16}, dt);
+    for (bool masked : {false, true}) {
+      const Tensor m = masked ? mask.to(dt) : Tensor();
+      Tensor ref = ops::add(ops::mul(s, 0.3), ops::unsqueeze(bias, 0));
+      if (masked) ref = ops::reshape(ops::add(ops::reshape(ref, {2, 2, 3, 16, 16}), ops::reshape(m, {1, 2, 1, 16, 16})), {4, 3, 16, 16});
+      ref = ops::softmax(ref, -1);
+      CHECK(rel_to_peak(ops::window_softmax(s, bias, m, 0.3), ref) <= (dt == DType::f64 ? 1e-15 : 1e-6));
+    }
+  }
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return ops::window_softmax(in[0], in[1], mask, 0.7); },
+                  {leaf({2, 2, 16, 16}), leaf({2, 16, 16}, -1, 1, 5)});
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return ops::window_softmax(in[0], in[1], Tensor(), 1.3); },
+                  {leaf({3, 2, 4, 4}), leaf({2, 4, 4}, -1, 1, 5)});
+  const Tensor s = ops::randn({4, 3, 16, 16});
+  CHECK(contains(thrown_message<std::exception>([&] { ops::window_softmax(s, ops::randn({2, 16, 16}), Tensor(), 1.0); }), "'bias'"));
+  CHECK(contains(thrown_message<std::exception>([&] { ops::window_softmax(s, ops::randn({3, 16, 16}), ops::zeros({3, 16, 16}), 1.0); }),
+                 "'mask'"));
+  CHECK(contains(thrown_message<std::exception>([&] { ops::window_softmax(ops::randn({4, 3, 16, 8}), ops::randn({3, 16, 16}), Tensor(), 1.0); }),
+                 "'scores'"));
+}
+
 // ---- gradchecks -------------------------------------------------------------------------------
 
 TEST_CASE("clapsep gradcheck: window attention with and without the shift mask, LoRA linear") {

@@ -28,6 +28,14 @@ TSE_API Tensor rel_shift(const Tensor& x);
 /// zeros of bd_raw's shape. ValueError naming the argument for a shape or dtype mismatch.
 TSE_API Tensor rel_pos_softmax(const Tensor& ac, const Tensor& bd_raw, double scale);
 
+/// Swin's windowed score softmax in one pass (HTSAT's WindowAttention between q k^T and attn v):
+/// softmax(scores * scale + bias[h] + mask[w % nW], -1) with scores (B * nW, H, n, n) the raw
+/// q k^T, bias (H, n, n) the relative-position bias of every head, mask (nW, n, n) the shifted-
+/// window mask or undefined. Differentiable in scores and bias (the mask is a constant): the
+/// backward saves the output only. Non-finite scores follow ops::softmax. ValueError naming the
+/// argument for shapes that do not fit, dtype or device mismatches.
+TSE_API Tensor window_softmax(const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale);
+
 /// How rel_position_table evaluates the sinusoids.
 enum class RelPosTable {
   /// ESPnet's float32 steps (golden README s.3.1): w_m = fl32(exp(fl32(2m) * fl32(-ln(10000)/D)))

@@ -4,7 +4,11 @@ the functional forms.
 
 The ESPnet Conformer blocks (``RelPositionalEncoding``, ``RelPositionMultiHeadedAttention``,
 ``PositionwiseFeedForward``, ``ConvolutionModule``, ``ConformerLayer``) and Saijo et al.'s
-``ConditioningBlock`` are here too.
+``ConditioningBlock`` are here too, and CLAPSep's pieces: ``LoRALinear``, ``WindowAttention``,
+``SwinTransformerBlock``, ``PatchMerging``, ``PatchExpand``, ``PatchEmbed``, ``InversePatchEmbed``,
+``FiLMSkip`` (SkipTrans), torch's ``MultiheadAttention`` / ``TransformerEncoderLayer``, and the
+functional ``window_partition``, ``window_reverse``, ``relative_position_index``,
+``shifted_window_mask``, ``drop_path``, ``wav_to_image``, ``image_to_wav``.
 """
 
 from .._C.nn import (
@@ -34,6 +38,24 @@ from .._C.nn import (
     RelPositionMultiHeadedAttention,
     SiLU,
     STFT,
+    FiLMSkip,
+    InversePatchEmbed,
+    LoRALinear,
+    Mlp,
+    MultiheadAttention,
+    PatchEmbed,
+    PatchExpand,
+    PatchMerging,
+    SwinTransformerBlock,
+    TransformerEncoderLayer,
+    WindowAttention,
+    drop_path,
+    image_to_wav,
+    relative_position_index,
+    shifted_window_mask,
+    wav_to_image,
+    window_partition,
+    window_reverse,
 )
 from . import functional
 
@@ -64,5 +86,23 @@ __all__ = [
     "RelPositionMultiHeadedAttention",
     "SiLU",
     "STFT",
+    "FiLMSkip",
+    "InversePatchEmbed",
+    "LoRALinear",
+    "Mlp",
+    "MultiheadAttention",
+    "PatchEmbed",
+    "PatchExpand",
+    "PatchMerging",
+    "SwinTransformerBlock",
+    "TransformerEncoderLayer",
+    "WindowAttention",
+    "drop_path",
+    "image_to_wav",
+    "relative_position_index",
+    "shifted_window_mask",
+    "wav_to_image",
+    "window_partition",
+    "window_reverse",
     "functional",
 ]
