@@ -19,6 +19,7 @@
 #include "tse/io/safetensors.hpp"
 #include "tse/metrics/metrics.hpp"
 #include "tse/nn/loss.hpp"
+#include "tse/ops/factory.hpp"
 #include "tse/ops/random.hpp"
 #include "tse/ops/shape.hpp"
 #include "tse/optim/clip.hpp"
@@ -27,6 +28,40 @@ namespace fs = std::filesystem;
 
 namespace tse::train {
 namespace {
+
+enum class QuerySides { positive, negative, both };
+
+// A model with negative queries takes concat(positive, negative) of two embeddings.
+int64_t embedding_dim_for(const models::Separator& m) {
+  return m.supports_negative_queries() ? m.query_dim() / 2 : m.query_dim();
+}
+
+// The query rows of a batch: the target's embedding, or for a model with negative queries
+// concat(target's or zeros, interference's or zeros) as `sides` says.
+Tensor compose_queries(const models::Separator& model, const Tensor& table, const std::vector<int64_t>& target,
+                       const std::vector<int64_t>& interference, QuerySides sides) {
+  const int64_t v = table.size(0), d = table.size(1);
+  const bool negative = model.supports_negative_queries();
+  const int64_t width = negative ? 2 * d : d;
+  const Tensor t = table.to(DType::f32).contiguous();
+  const float* src = static_cast<const float*>(t.data_ptr());
+  Tensor out = ops::zeros({static_cast<int64_t>(target.size()), width}, DType::f32);
+  float* dst = static_cast<float*>(out.data_ptr());
+  auto row = [&](int64_t label, float* to) {
+    TSE_CHECK(label >= 0 && label < v, "Trainer: label index ", label, " outside the ", v, " labels");
+    std::copy(src + label * d, src + (label + 1) * d, to);
+  };
+  for (size_t i = 0; i < target.size(); ++i) {
+    float* r = dst + static_cast<int64_t>(i) * width;
+    if (!negative || sides != QuerySides::negative) row(target[i], r);
+    if (negative && sides != QuerySides::positive) {
+      TSE_CHECK(i < interference.size(), "Trainer: no interference label for mixture ", i);
+      row(interference[i], r + d);
+    }
+  }
+  return out;
+}
+
 
 constexpr const char* kCheckpointFormat = "tse.train.checkpoint";
 constexpr const char* kCheckpointVersion = "1";
@@ -62,7 +97,8 @@ const detail::ConfigFields<TrainerConfig>& config_fields() {
         .add("log_every", &C::log_every)
         .add("output_dir", &C::output_dir)
         .add("progress", &C::progress)
-        .add("seed", &C::seed);
+        .add("seed", &C::seed)
+        .add("negative_queries", &C::negative_queries);
     return f;
   }();
   return *fields;
@@ -148,6 +184,8 @@ void TrainerConfig::validate() const {
   positive("log_every", log_every);
   positive("decay_every", decay_every);
   positive("plateau_patience", plateau_patience);
+  TSE_CHECK(negative_queries == "clapsep" || negative_queries == "positive" || negative_queries == "both",
+            "TrainerConfig: negative_queries must be \"clapsep\", \"positive\" or \"both\", got \"", negative_queries, "\"");
   TSE_CHECK(loss == "neg_si_sdr" || loss == "clapsep", "TrainerConfig: loss must be \"neg_si_sdr\" or \"clapsep\", got \"",
             loss, "\"");
   TSE_CHECK(optimizer == "adamw" || optimizer == "sgd", "TrainerConfig: optimizer must be \"adamw\" or \"sgd\", got \"",
@@ -182,8 +220,9 @@ Trainer::Trainer(std::shared_ptr<models::Separator> model, std::shared_ptr<const
   config_.validate();
   manual_seed(config_.seed);
   query_table_ = queries_->encode_text(labels_);
-  TSE_CHECK(query_table_.size(1) == model_->query_dim(), "Trainer: the query encoder gives ", query_table_.size(1),
-            "-d embeddings but the model takes ", model_->query_dim());
+  TSE_CHECK(query_table_.size(1) == embedding_dim_for(*model_), "Trainer: the query encoder gives ", query_table_.size(1),
+            "-d embeddings but the model takes ", embedding_dim_for(*model_),
+            model_->supports_negative_queries() ? " (half its query: positive and negative side by side)" : "");
   for (const Tensor& p : model_->parameters())
     if (p.requires_grad()) params_.push_back(p);
   TSE_CHECK(!params_.empty(), "Trainer: the model has no trainable parameters");
@@ -231,21 +270,28 @@ void Trainer::set_validation(MixtureBatch mixtures) {
 }
 
 Tensor Trainer::queries_for(const std::vector<int64_t>& labels) const {
-  const int64_t v = query_table_.size(0), d = query_table_.size(1);
-  Tensor out = Tensor::empty({static_cast<int64_t>(labels.size()), d}, query_table_.dtype());
-  const float* src = static_cast<const float*>(query_table_.data_ptr());
-  float* dst = static_cast<float*>(out.data_ptr());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    TSE_CHECK(labels[i] >= 0 && labels[i] < v, "Trainer: label index ", labels[i], " outside the ", v, " labels");
-    std::copy(src + labels[i] * d, src + (labels[i] + 1) * d, dst + static_cast<int64_t>(i) * d);
+  return compose_queries(*model_, query_table_, labels, {}, QuerySides::positive);
+}
+
+Tensor Trainer::batch_queries(const MixtureBatch& batch) const {
+  QuerySides sides = QuerySides::both;
+  if (config_.negative_queries == "positive") {
+    sides = QuerySides::positive;
+  } else if (config_.negative_queries == "clapsep") {
+    // One draw per batch, a pure function of (seed, step) so that a resumed run draws the same.
+    uint64_t z = config_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step_) + 0x632BE59BD9B4E019ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    const double u = static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1p-53;
+    sides = u < 0.25 ? QuerySides::positive : (u < 0.5 ? QuerySides::negative : QuerySides::both);
   }
-  return out;
+  return compose_queries(*model_, query_table_, batch.target_label, batch.interference_label, sides);
 }
 
 StepStats Trainer::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const MixtureBatch batch = data_->batch(step_, config_.batch_size);
-  const Tensor query = queries_for(batch.target_label);
+  const Tensor query = batch_queries(batch);
   model_->train();
   optimizer_->zero_grad(/*set_to_none=*/true);
   const Tensor estimate = model_->forward(batch.mixture, query);
@@ -280,14 +326,8 @@ EvalResult evaluate(models::Separator& model, const models::QueryEncoder& querie
   TSE_CHECK(static_cast<int64_t>(mixtures.target_label.size()) == mixtures.mixture.size(0),
             "evaluate: one target label per mixture expected");
   const Tensor table = queries.encode_text(labels);
-  auto rows = [&](const std::vector<int64_t>& idx) {
-    std::vector<Tensor> r;
-    for (int64_t i : idx) {
-      TSE_CHECK(i >= 0 && i < table.size(0), "evaluate: label index ", i, " outside the ", table.size(0), " labels");
-      r.push_back(table.select(0, i));
-    }
-    return ops::stack(r, 0);
-  };
+  TSE_CHECK(table.size(1) == embedding_dim_for(model), "evaluate: the query encoder gives ", table.size(1),
+            "-d embeddings but the model takes ", embedding_dim_for(model));
   const auto t0 = std::chrono::steady_clock::now();
   EvalResult r;
   r.labels = labels;
@@ -298,7 +338,13 @@ EvalResult evaluate(models::Separator& model, const models::QueryEncoder& querie
     const Tensor mix = mixtures.mixture.narrow(0, start, len).contiguous();
     const Tensor ref = mixtures.target.narrow(0, start, len).contiguous();
     const std::vector<int64_t> lab(mixtures.target_label.begin() + start, mixtures.target_label.begin() + start + len);
-    const Tensor est = model.separate(mix, rows(lab));
+    std::vector<int64_t> interf;
+    if (model.supports_negative_queries()) {
+      TSE_CHECK(mixtures.interference_label.size() == mixtures.target_label.size(),
+                "evaluate: a model with negative queries needs one interference label per mixture");
+      interf.assign(mixtures.interference_label.begin() + start, mixtures.interference_label.begin() + start + len);
+    }
+    const Tensor est = model.separate(mix, compose_queries(model, table, lab, interf, QuerySides::both));
     const Tensor sdr = metrics::si_sdr(est, ref).to(DType::f64).contiguous();
     const Tensor sdri = metrics::si_sdri(est, ref, mix).to(DType::f64).contiguous();
     const double* a = static_cast<const double*>(sdr.data_ptr());

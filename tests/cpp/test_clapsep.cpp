@@ -553,3 +553,49 @@ TEST_CASE("long audio: CLAPSep separates 12 s in two 10 s windows; the start equ
   const Tensor first = model->separate(x.narrow(0, 0, 320000), q);
   CHECK(rel_to_peak(y.narrow(0, 0, 64000), first.narrow(0, 0, 64000)) == 0.0);
 }
+
+// ---- the Trainer ----------------------------------------------------------------------------------
+
+TEST_CASE("Trainer fine-tunes a reduced CLAPSep with positive/negative label queries and the CLAPSep loss") {
+  constexpr int64_t kRate = 32000;
+  auto bank = std::make_shared<train::ClipBank>(std::vector<std::string>{"low", "high", "noise"}, kRate);
+  manual_seed(13);
+  const Tensor t = ops::arange(0, kRate / 2, 1, DType::f32) / static_cast<double>(kRate);
+  for (int k = 0; k < 3; ++k) {
+    bank->add(0, ops::sin(t * (2 * M_PI * 300.0 * (1.0 + 0.05 * k))) * 0.4);
+    bank->add(1, ops::sin(t * (2 * M_PI * 3000.0 * (1.0 + 0.05 * k))) * 0.4);
+    bank->add(2, ops::randn({kRate / 2}) * 0.2);
+  }
+  models::CLAPSepConfig c = models::CLAPSepConfig::tiny();
+  c.n_masker_layer = 1;
+  auto model = std::make_shared<models::CLAPSep>(c);
+  std::map<std::string, Tensor> frozen;
+  for (auto& [name, p] : model->named_parameters())
+    if (!p.requires_grad()) frozen[name] = p.detach().clone();
+  train::MixtureOptions mo;
+  mo.sample_rate = kRate;
+  mo.segment_samples = kRate / 2;
+  auto data = std::make_shared<train::MixtureSampler>(std::shared_ptr<const train::ClipBank>(bank), mo, 3);
+  train::TrainerConfig cfg;
+  cfg.max_steps = 30;
+  cfg.batch_size = 4;
+  cfg.lr = 2e-3;
+  cfg.loss = "clapsep";
+  cfg.grad_clip = 5.0;
+  cfg.progress = false;
+  // The query encoder must give the 512-d halves, not the 1024-d condition.
+  CHECK(contains(thrown_message<std::exception>([&] {
+                   train::Trainer(model, std::make_shared<models::LabelQueryEncoder>(bank->labels(), 1024, 0), data, cfg);
+                 }),
+                 "positive and negative side by side"));
+  train::Trainer trainer(model, std::make_shared<models::LabelQueryEncoder>(bank->labels(), 512, 0), data, cfg);
+  std::vector<double> losses;
+  for (int i = 0; i < 30; ++i) losses.push_back(trainer.train_step().loss);
+  const double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[27] + losses[28] + losses[29]) / 3;
+  CHECK_MESSAGE(last < first - 1.0, "loss ", first, " -> ", last);
+  for (auto& [name, p] : model->named_parameters())
+    if (frozen.count(name)) CHECK_MESSAGE(ops::to_vector(p) == ops::to_vector(frozen.at(name)), name);
+  const auto val = train::make_test_mixtures(*bank, 6, 0.0, kRate / 2);
+  const auto r = train::evaluate(*model, models::LabelQueryEncoder(bank->labels(), 512, 0), bank->labels(), val, 3);
+  CHECK(r.si_sdri.size() == 6);
+}

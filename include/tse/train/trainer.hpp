@@ -59,6 +59,11 @@ struct TSE_API TrainerConfig {
   std::string output_dir;            // "": nothing is written
   bool progress = true;              // a progress line on stderr
   uint64_t seed = 0;                 // seeds the global generator (dropout) at construction
+  /// Queries of a model that takes negative ones (CLAPSep: concat(positive, negative) of the
+  /// encoder's embeddings of the target's and the interference's labels): "clapsep" draws per
+  /// batch positive only (25 %), negative only (25 %) or both (MODELS.md A s.5); "positive" or
+  /// "both" always. Validation always gives both. Other models take the target's embedding.
+  std::string negative_queries = "clapsep";
 
   /// Every field as a JSON object; from_json starts from the defaults, sets the keys given and
   /// rejects unknown keys and wrong types, naming them, then validates.
@@ -146,8 +151,11 @@ class TSE_API Trainer {
   const TrainerConfig& config() const { return config_; }
   const std::vector<std::string>& labels() const { return labels_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
-  /// Query embeddings (B, D) of the given label indices.
+  /// Query embeddings (B, query_dim) of the given label indices: the targets' embeddings, for
+  /// a model with negative queries concat(target's, zeros) (a positive-only query).
   Tensor queries_for(const std::vector<int64_t>& labels) const;
+  /// The queries of a training batch (negative_queries decides the sides for such models).
+  Tensor batch_queries(const MixtureBatch& batch) const;
 
  private:
   void write_metrics_row(const StepStats& s, double val_si_sdri);
