@@ -599,3 +599,35 @@ TEST_CASE("Trainer fine-tunes a reduced CLAPSep with positive/negative label que
   const auto r = train::evaluate(*model, models::LabelQueryEncoder(bank->labels(), 512, 0), bank->labels(), val, 3);
   CHECK(r.si_sdri.size() == 6);
 }
+
+// ---- CLAP's audio embedding -----------------------------------------------------------------------
+
+TEST_CASE("CLAPAudioEncoder: unit 512-d embeddings, LAION's repeat-padding, the stretch front-end, bad input") {
+  manual_seed(17);
+  models::HTSATConfig c;
+  c.embed_dim = 8;
+  c.depths = {1, 1, 1, 1};
+  c.num_heads = {1, 1, 2, 2};
+  auto enc = std::make_shared<models::CLAPAudioEncoder>(c);
+  const Tensor clip = ops::mul(ops::randn({96000}), 0.1);  // 2 s at 48 kHz
+  const Tensor e = enc->embed(clip);
+  REQUIRE(e.sizes() == Shape{512});
+  CHECK(std::abs(ops::to_vector(ops::norm(e))[0] - 1.0) < 1e-5);
+  // 2 s is tiled 5 times to exactly 10 s: the same embedding as the tiled clip itself.
+  CHECK(rel_to_peak(enc->embed(ops::repeat(clip, {5})), e) == 0.0);
+  // A batch gives each item's own embedding.
+  const Tensor batch = enc->embed(ops::stack({clip, ops::mul(clip, -0.5)}, 0));
+  CHECK(rel_to_peak(ops::select(batch, 0, 0), e) <= 1e-6);
+  // The HTSAT front-end: 10 s give 1001 frames stretched (queries) or padded (CLAPSep) to 1024.
+  const Tensor ten = ops::reshape(ops::repeat(clip, {5}), {1, 480000});
+  const Tensor stretched = enc->audio_branch->logmel(ten, audio::ClapLength::stretch);
+  const Tensor padded = enc->audio_branch->logmel(ten, audio::ClapLength::pad);
+  CHECK(stretched.sizes() == Shape{1, 1, 1024, 64});
+  CHECK(padded.sizes() == Shape{1, 1, 1024, 64});
+  CHECK(ops::to_vector(ops::amax(ops::narrow(padded, 2, 1001, 23)))[0] == doctest::Approx(-100.0));  // zero power
+  CHECK(contains(thrown_message<std::exception>([&] { enc->embed(ops::zeros({480001})); }), "at most 10 s"));
+  CHECK(contains(thrown_message<std::exception>([&] { enc->embed(ops::zeros({0})); }), "empty"));
+  CHECK(contains(thrown_message<std::exception>([&] { models::CLAPAudioEncoder(c).embed(ops::full({100}, NAN)); }), "NaN"));
+  c.lora_rank = 4;
+  CHECK(contains(thrown_message<std::exception>([&] { models::CLAPAudioEncoder bad(c); }), "LoRA"));
+}
