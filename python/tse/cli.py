@@ -5,6 +5,8 @@
     python -m tse train --config FILE.toml      train from a TOML config (resumes when asked)
     python -m tse separate IN.wav --query LABEL [--checkpoint PATH] -o OUT.wav
     python -m tse eval --checkpoint PATH        SI-SDRi on the built-in held-out mixtures
+    python -m tse convert IN OUT.safetensors [--clap CLAP.pt] [--merge-lora] [--dtype float32]
+                                                an official CLAPSep checkpoint -> a libtse model file
 
 A TOML config has four tables, each mapped onto the C++ config of the same part (unknown keys
 are errors naming the key): ``[model]`` (ConformerTSEConfig), ``[data]`` (the dataset and
@@ -268,6 +270,13 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_convert(args):
+    from . import convert
+    result = convert.convert(args.input, args.output, clap=args.clap, merge_lora=args.merge_lora, dtype=args.dtype)
+    print(result.summary)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tse", description="libtse: query-conditioned target sound extraction")
     sub = p.add_subparsers(dest="command", required=True)
@@ -304,6 +313,19 @@ def main(argv=None):
     e.add_argument("--batch-size", type=int, default=20)
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("convert", help="convert an official CLAPSep checkpoint (.ckpt/.pt/.safetensors) "
+                       "to a libtse model file")
+    c.add_argument("input", help="CLAPSep checkpoint: a Lightning .ckpt, a flat .pt/.ckpt (best_model.ckpt) "
+                   "or .safetensors")
+    c.add_argument("output", help="the libtse model file to write (.safetensors)")
+    c.add_argument("--clap", default=None, help="LAION CLAP .pt whose audio_branch.* fills the encoder weights "
+                   "the input lacks (needed for the released best_model.ckpt)")
+    c.add_argument("--merge-lora", action="store_true",
+                   help="fold the encoder's LoRA into its weights (W + (alpha/r) B A)")
+    c.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="stored dtype (default: %(default)s)")
+    c.set_defaults(func=cmd_convert)
 
     args = p.parse_args(argv)
     try:
