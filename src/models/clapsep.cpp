@@ -340,18 +340,7 @@ Tensor CLAPSep::separate(const Tensor& mixture, const Tensor& query) {
   TSE_CHECK(query.defined() && (query.dim() == 1 || query.dim() == 2),
             "CLAPSep.separate: query must be (D) or (B, D), got ", query.defined() ? query.shape_str() : "undefined");
   if (mixture.size(-1) > config_.max_samples()) return separate_chunked(*this, mixture, query);
-  const bool was_training = is_training();
-  eval();
-  autograd::NoGradGuard no_grad;
-  Tensor out;
-  try {
-    out = forward(mixture.dim() == 1 ? mixture.unsqueeze(0) : mixture, query.dim() == 1 ? query.unsqueeze(0) : query);
-  } catch (...) {
-    train(was_training);
-    throw;
-  }
-  train(was_training);
-  return mixture.dim() == 1 ? out.squeeze(0) : out;
+  return forward_in_eval(mixture, query);
 }
 
 Tensor CLAPSep::separate(const Tensor& mixture, const Tensor& positive, const Tensor& negative) {

@@ -199,18 +199,7 @@ Tensor ConformerTSE::separate(const Tensor& mixture, const Tensor& query) {
             "ConformerTSE.separate: mixture must be (L) or (B, L), got ", mixture.defined() ? mixture.shape_str() : "undefined");
   TSE_CHECK(query.defined() && (query.dim() == 1 || query.dim() == 2),
             "ConformerTSE.separate: query must be (D) or (B, D), got ", query.defined() ? query.shape_str() : "undefined");
-  const bool was_training = is_training();
-  eval();
-  autograd::NoGradGuard no_grad;
-  Tensor out;
-  try {
-    out = forward(mixture.dim() == 1 ? mixture.unsqueeze(0) : mixture, query.dim() == 1 ? query.unsqueeze(0) : query);
-  } catch (...) {
-    train(was_training);
-    throw;
-  }
-  train(was_training);
-  return mixture.dim() == 1 ? out.squeeze(0) : out;
+  return forward_in_eval(mixture, query);
 }
 
 std::map<std::string, std::string> ConformerTSE::metadata() const {

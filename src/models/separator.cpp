@@ -6,6 +6,7 @@
 
 #include "tse/audio/io.hpp"
 #include "tse/audio/resample.hpp"
+#include "tse/autograd/grad_mode.hpp"
 #include "tse/core/error.hpp"
 #include "tse/io/safetensors.hpp"
 #include "tse/models/clapsep.hpp"
@@ -22,6 +23,21 @@ void Separator::save(const std::string& path, const std::map<std::string, std::s
     meta[k] = v;
   }
   io::save_safetensors(path, state_dict(), meta);
+}
+
+Tensor Separator::forward_in_eval(const Tensor& mixture, const Tensor& query) {
+  const bool was_training = is_training();
+  eval();
+  autograd::NoGradGuard no_grad;
+  Tensor out;
+  try {
+    out = forward(mixture.dim() == 1 ? mixture.unsqueeze(0) : mixture, query.dim() == 1 ? query.unsqueeze(0) : query);
+  } catch (...) {
+    train(was_training);
+    throw;
+  }
+  train(was_training);
+  return mixture.dim() == 1 ? out.squeeze(0) : out;
 }
 
 ModelFile read_model_file(const std::string& path, const std::string& model_type, const std::string& format_version) {

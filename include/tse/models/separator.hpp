@@ -28,6 +28,11 @@ class TSE_API Separator : public nn::Module {
   /// Writes state_dict() and metadata() plus `extra_metadata` (e.g. "query_encoder", which
   /// must not override metadata() keys) to a safetensors file, atomically.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& extra_metadata = {}) const;
+
+ protected:
+  /// separate()'s common part: forward() in eval mode without gradients on (L) / (B, L) audio and
+  /// a (D) / (B, D) query, the result with the mixture's leading shape; the mode is restored.
+  Tensor forward_in_eval(const Tensor& mixture, const Tensor& query);
 };
 
 /// How separate_chunked cuts long audio.
