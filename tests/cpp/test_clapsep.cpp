@@ -458,7 +458,7 @@ TEST_CASE("clapsep fine-tune (reduced config): the loss falls and frozen weights
 
 // ---- bad inputs, save / load -------------------------------------------------------------------
 
-TEST_CASE("clapsep bad inputs give errors naming the problem; save and load round trip") {
+TEST_CASE("clapsep bad inputs give errors naming the problem, save and load round trip") {
   auto model = std::make_shared<models::CLAPSep>(models::CLAPSepConfig::tiny());
   const Tensor e = ops::randn({512});
   CHECK(contains(thrown_message<std::exception>([&] { model->separate(ops::zeros({0}), e, Tensor()); }), "empty"));
@@ -543,7 +543,7 @@ TEST_CASE("long audio: windows with weighted overlap-add reconstruct an identity
                  "crossfade"));
 }
 
-TEST_CASE("long audio: CLAPSep separates 12 s in two 10 s windows; the start equals the first window alone") {
+TEST_CASE("long audio: CLAPSep separates 12 s in two 10 s windows, the start equals the first window alone") {
   manual_seed(4);
   auto model = std::make_shared<models::CLAPSep>(models::CLAPSepConfig::tiny());
   const Tensor x = ops::mul(ops::randn({12 * 32000}), 0.1);
