@@ -9,10 +9,11 @@
                                                 an official CLAPSep checkpoint -> a libtse model file
 
 A TOML config has four tables, each mapped onto the C++ config of the same part (unknown keys
-are errors naming the key): ``[model]`` (ConformerTSEConfig), ``[data]`` (the dataset and
+are errors naming the key): ``[model]`` (``type = "conformer_tse"``, the default: ConformerTSEConfig;
+``type = "clapsep"``: CLAPSepConfig, see ``model_from_config``), ``[data]`` (the dataset and
 MixtureOptions), ``[queries]`` (the label query encoder) and ``[train]`` (TrainerConfig).
 Keys a config leaves out take the demo's values (``demo_config()``,
-``examples/configs/demo.toml``).
+``examples/configs/demo.toml``); a CLAPSep model takes no ConformerTSE defaults.
 """
 
 import argparse
@@ -23,7 +24,9 @@ import time
 
 from . import _C
 
-__all__ = ["main", "demo_config", "build_run", "load_toml"]
+__all__ = ["main", "demo_config", "build_run", "load_toml", "model_from_config"]
+
+MODEL_TYPES = ("conformer_tse", "clapsep")
 
 DEFAULT_DEMO_DIR = "tse-demo"
 
@@ -68,17 +71,60 @@ def _check_keys(table, where, known):
         raise ValueError(f"config [{where}]: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
 
+def model_from_config(table):
+    """The ``[model]`` table -> a fresh model.
+
+    ``type = "conformer_tse"`` (the default): the other keys are ConformerTSEConfig fields.
+    ``type = "clapsep"``: ``preset = "released"`` (the default, the paper's model) or ``"tiny"``,
+    the other keys CLAPSepConfig fields overriding the preset; or ``weights = "FILE"`` (a libtse
+    CLAPSep file, e.g. from ``python -m tse convert``) to fine-tune it, its config then coming
+    from the file (no other keys)."""
+    from . import models
+    table = dict(table)
+    kind = table.pop("type", "conformer_tse")
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"config [model]: type must be one of {', '.join(MODEL_TYPES)}, got {kind!r}")
+    if kind == "conformer_tse":
+        for key in ("preset", "weights"):
+            if key in table:
+                raise ValueError(f"config [model]: {key!r} is a CLAPSep key (set type = \"clapsep\")")
+        return models.ConformerTSE(table)
+    weights = table.pop("weights", None)
+    if weights is not None:
+        if table:
+            raise ValueError(f"config [model]: with weights the config comes from the file; remove "
+                             f"{', '.join(sorted(table))}")
+        if not os.path.exists(weights):
+            raise ValueError(f"config [model]: weights file not found: {weights}")
+        model = models.CLAPSep.load(weights)
+        model.freeze_for_finetuning()
+        return model
+    preset = table.pop("preset", "released")
+    if preset not in ("released", "tiny"):
+        raise ValueError(f"config [model]: preset must be \"released\" or \"tiny\", got {preset!r}")
+    return models.CLAPSep(preset, **table)
+
+
+def _model_table(config):
+    """The [model] table with the demo's ConformerTSE defaults only for a ConformerTSE."""
+    table = config.get("model", {})
+    if table.get("type", "conformer_tse") == "conformer_tse":
+        return _merge(demo_config()["model"], table)
+    return dict(table)
+
+
 class Run:
     """Everything a training run is made of, built from a config dict."""
 
     def __init__(self, config, output_dir=None):
         from . import models, train
-        cfg = _merge(demo_config(), config)
-        _check_keys(cfg, "top level", ("model", "data", "queries", "train"))
+        _check_keys(config, "top level", ("model", "data", "queries", "train"))
+        cfg = _merge(demo_config(), {k: v for k, v in config.items() if k != "model"})
+        cfg["model"] = _model_table(config)
         data_cfg = cfg["data"]
         _check_keys(data_cfg, "data", ("dataset", "root", "seed", "test_mixtures", "test_snr_db", "options"))
         self.config = cfg
-        self.model = models.ConformerTSE(cfg["model"])
+        self.model = model_from_config(cfg["model"])
         sr = self.model.sample_rate
         dataset = data_cfg.get("dataset", "builtin")
         if dataset == "builtin":
@@ -99,11 +145,15 @@ class Run:
                                              int(self.options.segment_samples))
         q = cfg["queries"]
         _check_keys(q, "queries", ("dim", "seed"))
-        if int(q.get("dim", 512)) != self.model.query_dim:
-            raise ValueError(f"config: [queries] dim ({q.get('dim')}) must equal [model] query_dim "
-                             f"({self.model.query_dim})")
+        # A model with negative queries takes concat(positive, negative): two embeddings.
+        embedding_dim = self.model.query_dim // (2 if self.model.supports_negative_queries else 1)
+        dim = int(config.get("queries", {}).get("dim", embedding_dim))  # the demo's 512 is no default here
+        if dim != embedding_dim:
+            what = "half the model's query_dim (positive and negative side by side)" \
+                if self.model.supports_negative_queries else "[model] query_dim"
+            raise ValueError(f"config: [queries] dim ({dim}) must equal {what}: {embedding_dim}")
         self.labels = list(self.train_bank.labels)
-        self.queries = models.LabelQueryEncoder(self.labels, int(q.get("dim", 512)), int(q.get("seed", 0)))
+        self.queries = models.LabelQueryEncoder(self.labels, dim, int(q.get("seed", 0)))
         tcfg = dict(cfg["train"])
         if output_dir is not None:
             tcfg["output_dir"] = os.fspath(output_dir)
@@ -244,6 +294,9 @@ def cmd_separate(args):
                          "queries (CLAPSep does)")
     x, sr = audio.load(args.input)
     query = loaded.queries.encode_text(args.query)
+    if loaded.model.supports_negative_queries:  # concat(positive, negative), zeros for no --negative
+        negative = loaded.queries.encode_text(args.negative) if args.negative is not None else _C.zeros_like(query)
+        query = _C.cat([query, negative], -1)
     y = _C.models.separate_waveform(loaded.model, x, sr, query)
     clipped = audio.save(args.output, y, sr, args.subtype)
     print(f"separated \"{args.query}\" from {args.input} ({x.shape[0]} ch, {sr} Hz, {x.shape[1] / sr:.2f} s) "
