@@ -1,7 +1,6 @@
 #include "tse/nn/layers.hpp"
 
 #include <cmath>
-#include <sstream>
 
 #include "tse/autograd/grad_mode.hpp"
 #include "tse/core/error.hpp"
@@ -16,14 +15,9 @@
 namespace tse::nn {
 namespace {
 
-template <typename... Args>
-std::string cat_str(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
-}
+using detail::str_cat;
 
-std::string size2_str(ops::Size2 s) { return s.h == s.w ? std::to_string(s.h) : cat_str("(", s.h, ", ", s.w, ")"); }
+std::string size2_str(ops::Size2 s) { return s.h == s.w ? std::to_string(s.h) : str_cat("(", s.h, ", ", s.w, ")"); }
 
 void check_positive(const char* layer, const char* arg, int64_t v) {
   TSE_CHECK(v > 0, layer, ": ", arg, " must be positive, got ", v);
@@ -88,7 +82,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dtype) : in_featur
 }
 
 std::string Linear::extra_repr() const {
-  return cat_str("in_features=", in_features, ", out_features=", out_features, ", bias=", bias.defined() ? "True" : "False");
+  return str_cat("in_features=", in_features, ", out_features=", out_features, ", bias=", bias.defined() ? "True" : "False");
 }
 
 Tensor Linear::forward(const Tensor& x) const {
@@ -111,7 +105,7 @@ LayerNorm::LayerNorm(Shape shape, double eps_, bool affine, DType dtype) : norma
 }
 
 std::string LayerNorm::extra_repr() const {
-  return cat_str(shape_to_string(normalized_shape), ", eps=", eps, ", elementwise_affine=", weight.defined() ? "True" : "False");
+  return str_cat(shape_to_string(normalized_shape), ", eps=", eps, ", elementwise_affine=", weight.defined() ? "True" : "False");
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const { return ops::layer_norm(x, normalized_shape, weight, bias, eps); }
@@ -129,7 +123,7 @@ GroupNorm::GroupNorm(int64_t groups, int64_t channels, double eps_, bool affine,
   register_parameter("bias", &bias);
 }
 
-std::string GroupNorm::extra_repr() const { return cat_str(num_groups, ", ", num_channels, ", eps=", eps); }
+std::string GroupNorm::extra_repr() const { return str_cat(num_groups, ", ", num_channels, ", eps=", eps); }
 
 Tensor GroupNorm::forward(const Tensor& x) const {
   TSE_CHECK(x.defined() && x.dim() >= 2 && x.size(1) == num_channels, "GroupNorm: input must be (N, ", num_channels,
@@ -160,13 +154,13 @@ BatchNorm::BatchNorm(int64_t features, int rank_min, int rank_max, std::string n
 }
 
 std::string BatchNorm::extra_repr() const {
-  return cat_str(num_features, ", eps=", eps, ", momentum=", momentum, ", affine=", weight.defined() ? "True" : "False",
+  return str_cat(num_features, ", eps=", eps, ", momentum=", momentum, ", affine=", weight.defined() ? "True" : "False",
                  ", track_running_stats=", running_mean.defined() ? "True" : "False");
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
   TSE_CHECK(x.defined() && x.dim() >= rank_min_ && x.dim() <= rank_max_ && x.size(1) == num_features, name_,
-            ": input must be ", rank_min_ == rank_max_ ? std::to_string(rank_min_) : cat_str(rank_min_, " or ", rank_max_),
+            ": input must be ", rank_min_ == rank_max_ ? std::to_string(rank_min_) : str_cat(rank_min_, " or ", rank_max_),
             "-D with ", num_features, " channels in dim 1, got ", x.defined() ? x.shape_str() : "undefined");
   double m = momentum;
   if (is_training() && running_mean.defined()) {
@@ -196,10 +190,10 @@ Conv1d::Conv1d(int64_t in, int64_t out, int64_t k, Conv1dOptions o)
 }
 
 std::string Conv1d::extra_repr() const {
-  std::string s = cat_str(in_channels, ", ", out_channels, ", kernel_size=", kernel_size, ", stride=", options.stride);
-  s += options.same ? std::string(", padding=same") : cat_str(", padding=", options.padding);
-  if (options.dilation != 1) s += cat_str(", dilation=", options.dilation);
-  if (options.groups != 1) s += cat_str(", groups=", options.groups);
+  std::string s = str_cat(in_channels, ", ", out_channels, ", kernel_size=", kernel_size, ", stride=", options.stride);
+  s += options.same ? std::string(", padding=same") : str_cat(", padding=", options.padding);
+  if (options.dilation != 1) s += str_cat(", dilation=", options.dilation);
+  if (options.groups != 1) s += str_cat(", groups=", options.groups);
   if (!bias.defined()) s += ", bias=False";
   return s;
 }
@@ -226,10 +220,10 @@ Conv2d::Conv2d(int64_t in, int64_t out, ops::Size2 k, Conv2dOptions o)
 }
 
 std::string Conv2d::extra_repr() const {
-  std::string s = cat_str(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size),
+  std::string s = str_cat(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size),
                           ", stride=", size2_str(options.stride));
   s += options.same ? std::string(", padding=same") : ", padding=" + size2_str(options.padding);
-  if (options.groups != 1) s += cat_str(", groups=", options.groups);
+  if (options.groups != 1) s += str_cat(", groups=", options.groups);
   if (!bias.defined()) s += ", bias=False";
   return s;
 }
@@ -258,7 +252,7 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, ops::Size2 k, Conv2dOp
 }
 
 std::string ConvTranspose2d::extra_repr() const {
-  return cat_str(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size), ", stride=",
+  return str_cat(in_channels, ", ", out_channels, ", kernel_size=", size2_str(kernel_size), ", stride=",
                  size2_str(options.stride), ", padding=", size2_str(options.padding));
 }
 
@@ -272,7 +266,7 @@ Tensor ConvTranspose2d::forward(const Tensor& x) const {
 Dropout::Dropout(double p_) : p(p_) {
   TSE_CHECK(p >= 0.0 && p <= 1.0, "Dropout: p must be in [0, 1], got ", p);
 }
-std::string Dropout::extra_repr() const { return cat_str("p=", p); }
+std::string Dropout::extra_repr() const { return str_cat("p=", p); }
 Tensor Dropout::forward(const Tensor& x) const { return p == 0.0 ? x : ops::dropout(x, p, is_training()); }
 
 Tensor SiLU::forward(const Tensor& x) const { return ops::silu(x); }
@@ -284,7 +278,7 @@ GELU::GELU(std::string approx) : approximate(std::move(approx)) {
 std::string GELU::extra_repr() const { return "approximate='" + approximate + "'"; }
 Tensor GELU::forward(const Tensor& x) const { return ops::gelu(x, approximate); }
 
-std::string GLU::extra_repr() const { return cat_str("dim=", dim); }
+std::string GLU::extra_repr() const { return str_cat("dim=", dim); }
 Tensor GLU::forward(const Tensor& x) const { return ops::glu(x, dim); }
 
 // ---- FiLM ----------------------------------------------------------------------------------
@@ -296,7 +290,7 @@ FiLM::FiLM(int64_t cond, int64_t feat, int64_t fdim, DType dtype) : cond_dim(con
 }
 
 std::string FiLM::extra_repr() const {
-  return cat_str("cond_dim=", cond_dim, ", features=", features, ", feature_dim=", feature_dim);
+  return str_cat("cond_dim=", cond_dim, ", features=", features, ", feature_dim=", feature_dim);
 }
 
 Tensor FiLM::forward(const Tensor& x, const Tensor& cond) const {

@@ -1,7 +1,6 @@
 #include "tse/nn/swin.hpp"
 
 #include <cmath>
-#include <sstream>
 #include <vector>
 
 #include "tse/autograd/grad_mode.hpp"
@@ -20,12 +19,7 @@
 namespace tse::nn {
 namespace {
 
-template <typename... Args>
-std::string cat_str(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
-}
+using detail::str_cat;
 
 void check_tokens(const char* who, const Tensor& x, int64_t tokens, int64_t dim) {
   TSE_CHECK(x.dim() == 3 && x.size(1) == tokens && x.size(2) == dim, who, ": x must be (B, ", tokens, ", ", dim,
@@ -128,7 +122,7 @@ LoRALinear::LoRALinear(int64_t in, int64_t out, int64_t r, double alpha_, bool w
 
 std::string LoRALinear::extra_repr() const {
   std::string s = Linear::extra_repr();
-  if (rank > 0) s += cat_str(", rank=", rank, ", alpha=", alpha, merged() ? ", merged" : "");
+  if (rank > 0) s += str_cat(", rank=", rank, ", alpha=", alpha, merged() ? ", merged" : "");
   return s;
 }
 
@@ -172,7 +166,7 @@ WindowAttention::WindowAttention(int64_t dim_, int64_t heads, const SwinOptions&
 }
 
 std::string WindowAttention::extra_repr() const {
-  return cat_str("dim=", dim, ", window_size=(", window_size, ", ", window_size, "), num_heads=", num_heads);
+  return str_cat("dim=", dim, ", window_size=(", window_size, ", ", window_size, "), num_heads=", num_heads);
 }
 
 Tensor WindowAttention::relative_position_bias() const {
@@ -229,7 +223,7 @@ SwinBlock::SwinBlock(int64_t dim_, std::pair<int64_t, int64_t> resolution, int64
 }
 
 std::string SwinBlock::extra_repr() const {
-  return cat_str("dim=", dim, ", input_resolution=(", height, ", ", width, "), num_heads=", num_heads,
+  return str_cat("dim=", dim, ", input_resolution=(", height, ", ", width, "), num_heads=", num_heads,
                  ", window_size=", window_size, ", shift_size=", shift_size, ", drop_path=", drop_path_rate);
 }
 
@@ -256,7 +250,7 @@ PatchMerging::PatchMerging(std::pair<int64_t, int64_t> resolution, int64_t dim_,
 }
 
 std::string PatchMerging::extra_repr() const {
-  return cat_str("input_resolution=(", height, ", ", width, "), dim=", dim);
+  return str_cat("input_resolution=(", height, ", ", width, "), dim=", dim);
 }
 
 Tensor PatchMerging::forward(const Tensor& x) const {
@@ -276,7 +270,7 @@ PatchExpand::PatchExpand(std::pair<int64_t, int64_t> resolution, int64_t dim_, D
 }
 
 std::string PatchExpand::extra_repr() const {
-  return cat_str("input_resolution=(", height, ", ", width, "), dim=", dim);
+  return str_cat("input_resolution=(", height, ", ", width, "), dim=", dim);
 }
 
 Tensor PatchExpand::forward(const Tensor& x) const {
@@ -361,7 +355,7 @@ FiLMSkip::FiLMSkip(int64_t in, int64_t out, int64_t cond, DType dtype) : in_feat
 }
 
 std::string FiLMSkip::extra_repr() const {
-  return cat_str("in_features=", in_features, ", out_features=", out_features, ", embed_dim=", cond_dim);
+  return str_cat("in_features=", in_features, ", out_features=", out_features, ", embed_dim=", cond_dim);
 }
 
 Tensor FiLMSkip::forward(const Tensor& skip, const Tensor& cond, const Tensor& residual) const {
