@@ -23,6 +23,16 @@ void check_positive(const char* layer, const char* arg, int64_t v) {
   TSE_CHECK(v > 0, layer, ": ", arg, " must be positive, got ", v);
 }
 
+// The arguments every convolution layer checks: positive sizes, channels divisible by groups.
+void check_conv_args(const char* layer, int64_t in, int64_t out, int64_t smallest_kernel, int64_t groups) {
+  check_positive(layer, "in_channels", in);
+  check_positive(layer, "out_channels", out);
+  check_positive(layer, "kernel_size", smallest_kernel);
+  check_positive(layer, "groups", groups);
+  TSE_CHECK(in % groups == 0 && out % groups == 0, layer, ": in_channels (", in, ") and out_channels (", out,
+            ") must be divisible by groups (", groups, ")");
+}
+
 }  // namespace
 
 // ---- init --------------------------------------------------------------------------------
@@ -176,12 +186,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
 
 Conv1d::Conv1d(int64_t in, int64_t out, int64_t k, Conv1dOptions o)
     : in_channels(in), out_channels(out), kernel_size(k), options(o) {
-  check_positive("Conv1d", "in_channels", in);
-  check_positive("Conv1d", "out_channels", out);
-  check_positive("Conv1d", "kernel_size", k);
-  check_positive("Conv1d", "groups", o.groups);
-  TSE_CHECK(in % o.groups == 0 && out % o.groups == 0, "Conv1d: in_channels (", in, ") and out_channels (", out,
-            ") must be divisible by groups (", o.groups, ")");
+  check_conv_args("Conv1d", in, out, k, o.groups);
   const int64_t fan_in = in / o.groups * k;
   weight = init::default_uniform({out, in / o.groups, k}, fan_in, o.dtype);
   if (o.bias) bias = init::default_uniform({out}, fan_in, o.dtype);
@@ -206,12 +211,7 @@ Tensor Conv1d::forward(const Tensor& x) const {
 
 Conv2d::Conv2d(int64_t in, int64_t out, ops::Size2 k, Conv2dOptions o)
     : in_channels(in), out_channels(out), kernel_size(k), options(o) {
-  check_positive("Conv2d", "in_channels", in);
-  check_positive("Conv2d", "out_channels", out);
-  check_positive("Conv2d", "kernel_size", std::min(k.h, k.w));
-  check_positive("Conv2d", "groups", o.groups);
-  TSE_CHECK(in % o.groups == 0 && out % o.groups == 0, "Conv2d: in_channels (", in, ") and out_channels (", out,
-            ") must be divisible by groups (", o.groups, ")");
+  check_conv_args("Conv2d", in, out, std::min(k.h, k.w), o.groups);
   const int64_t fan_in = in / o.groups * k.h * k.w;
   weight = init::default_uniform({out, in / o.groups, k.h, k.w}, fan_in, o.dtype);
   if (o.bias) bias = init::default_uniform({out}, fan_in, o.dtype);
@@ -236,13 +236,8 @@ Tensor Conv2d::forward(const Tensor& x) const {
 
 ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, ops::Size2 k, Conv2dOptions o)
     : in_channels(in), out_channels(out), kernel_size(k), options(o) {
-  check_positive("ConvTranspose2d", "in_channels", in);
-  check_positive("ConvTranspose2d", "out_channels", out);
-  check_positive("ConvTranspose2d", "kernel_size", std::min(k.h, k.w));
-  check_positive("ConvTranspose2d", "groups", o.groups);
+  check_conv_args("ConvTranspose2d", in, out, std::min(k.h, k.w), o.groups);
   TSE_CHECK(!o.same, "ConvTranspose2d: padding=\"same\" is not supported (as in torch)");
-  TSE_CHECK(in % o.groups == 0 && out % o.groups == 0, "ConvTranspose2d: in_channels (", in, ") and out_channels (", out,
-            ") must be divisible by groups (", o.groups, ")");
   // torch computes the fan from the stored weight [Cin, Cout / groups, kh, kw]: fan_in = dim 1 * field.
   const int64_t fan_in = out / o.groups * k.h * k.w;
   weight = init::default_uniform({in, out / o.groups, k.h, k.w}, fan_in, o.dtype);
