@@ -332,13 +332,16 @@ def _read_with_torch(path):
             return v.numpy()
         return v
 
-    if isinstance(obj, dict):
-        sd = obj.get("state_dict") if isinstance(obj.get("state_dict"), dict) else None
-        if sd is not None:
-            obj = dict(obj)
-            obj["state_dict"] = {k: to_numpy(v) for k, v in sd.items()}
-        else:
-            obj = {k: to_numpy(v) for k, v in obj.items()}
+    try:
+        if isinstance(obj, dict):
+            sd = obj.get("state_dict") if isinstance(obj.get("state_dict"), dict) else None
+            if sd is not None:
+                obj = dict(obj)
+                obj["state_dict"] = {k: to_numpy(v) for k, v in sd.items()}
+            else:
+                obj = {k: to_numpy(v) for k, v in obj.items()}
+    except RuntimeError as e:  # torch cannot convert to this NumPy
+        raise RuntimeError(f"{path}: torch read the file but could not hand its tensors to NumPy ({e})") from None
     return obj
 
 
@@ -369,16 +372,25 @@ def read_checkpoint(path, reader="auto", lazy=False):
         if reader not in ("auto", "torch", "zip"):
             raise ValueError(f"reader must be 'auto', 'torch' or 'zip', got {reader!r}")
         use_torch = reader == "torch" or (reader == "auto" and _torch_available())
+        obj = None
         if use_torch:
-            obj = _read_with_torch(path)
-        elif head.startswith(b"PK"):
-            obj = _read_torch_zip(path)
-        elif head.startswith(_LEGACY_MAGIC):
-            raise ValueError(f"{path} is a legacy (pre-1.6, non-zip) torch checkpoint, which only torch can read: "
-                             "install torch (pip install torch), or re-save it with a recent torch")
-        else:
-            raise ValueError(f"{path}: not a torch checkpoint (neither a zip archive nor a legacy torch pickle) "
-                             "nor a safetensors file: truncated or corrupt?")
+            try:
+                obj = _read_with_torch(path)
+            except (ValueError, RuntimeError):
+                # "auto" means whatever works: a zip checkpoint that this torch cannot hand over
+                # (e.g. a torch built for NumPy 1.x beside NumPy 2: "Numpy is not available") is
+                # read by the built-in reader, which gives its own errors for a damaged file.
+                if reader == "torch" or not head.startswith(b"PK"):
+                    raise
+        if obj is None:
+            if head.startswith(b"PK"):
+                obj = _read_torch_zip(path)
+            elif head.startswith(_LEGACY_MAGIC):
+                raise ValueError(f"{path} is a legacy (pre-1.6, non-zip) torch checkpoint, which only torch can "
+                                 "read: install torch (pip install torch), or re-save it with a recent torch")
+            else:
+                raise ValueError(f"{path}: not a torch checkpoint (neither a zip archive nor a legacy torch pickle) "
+                                 "nor a safetensors file: truncated or corrupt?")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

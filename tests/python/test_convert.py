@@ -288,6 +288,26 @@ def test_lightning_zip_checkpoint_without_torch(tiny, constants, tmp_path):
         check_output(tiny, out2, tol=1e-5)
 
 
+def test_auto_reader_falls_back_to_the_zip_reader_when_torch_fails(tiny, tmp_path, monkeypatch):
+    """reader="auto" with a torch that cannot hand its tensors over (a torch built for NumPy 1.x
+    beside NumPy 2) reads a zip checkpoint with the built-in reader; reader="torch" keeps the error."""
+    _, weights = tiny
+    src = write_torch_zip(tmp_path / "model.ckpt",
+                          lambda tensor: {"state_dict": collections.OrderedDict(
+                              (k, tensor(v)) for k, v in weights.items())})
+
+    def broken_torch(path):
+        raise RuntimeError("Numpy is not available")
+
+    monkeypatch.setattr(tconvert, "_torch_available", lambda: True)
+    monkeypatch.setattr(tconvert, "_read_with_torch", broken_torch)
+    out = tmp_path / "auto.safetensors"
+    assert tconvert.convert(src, out, reader="auto").read == 300
+    check_output(tiny, out)
+    with pytest.raises(RuntimeError, match="Numpy is not available"):
+        tconvert.convert(src, tmp_path / "torch.safetensors", reader="torch")
+
+
 @pytest.mark.parametrize("byteorder", ["little", "big"])
 def test_reader_rebuilds_views_dtypes_and_placeholders(tmp_path, byteorder):
     a = np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5
@@ -373,12 +393,16 @@ def test_real_torch_checkpoint_read_without_torch(tiny, torch_files, tmp_path):
 
 def test_real_torch_checkpoint_read_with_torch(tiny, torch_files, tmp_path):
     zip_ckpt, legacy = torch_files
-    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX",
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(tse.__file__)),
-                                           os.environ.get("PYTHONPATH", "")]))
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import tse, torch"], capture_output=True, env=env, timeout=120)
+    # Only this tse package on the path, not the site-packages it sits in: that one's NumPy may be
+    # 2.x, which a system torch built against NumPy 1.x cannot use ("Numpy is not available").
+    only_tse = tmp_path / "only-tse"
+    only_tse.mkdir()
+    (only_tse / "tse").symlink_to(os.path.dirname(tse.__file__), target_is_directory=True)
+    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", PYTHONPATH=str(only_tse))
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import tse, torch; torch.zeros(1).numpy()"], capture_output=True,
+                           env=env, timeout=120)
     if probe.returncode != 0:
-        pytest.skip(f"{SYSTEM_PYTHON} cannot import this tse build next to torch")
+        pytest.skip(f"{SYSTEM_PYTHON} cannot run this tse build next to its torch: {probe.stderr.decode()[-300:]}")
     for src in (zip_ckpt, legacy):  # torch reads the legacy format too
         out = tmp_path / (src.stem + ".safetensors")
         convert_ok(src, out, python=SYSTEM_PYTHON, env=env)
