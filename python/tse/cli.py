@@ -294,9 +294,9 @@ def cmd_separate(args):
                          "queries (CLAPSep does)")
     x, sr = audio.load(args.input)
     query = loaded.queries.encode_text(args.query)
-    if loaded.model.supports_negative_queries:  # concat(positive, negative), zeros for no --negative
-        negative = loaded.queries.encode_text(args.negative) if args.negative is not None else _C.zeros_like(query)
-        query = _C.cat([query, negative], -1)
+    if loaded.model.supports_negative_queries:  # CLAPSep: concat(positive, negative), zeros for no --negative
+        negative = loaded.queries.encode_text(args.negative) if args.negative is not None else None
+        query = loaded.model.condition(query, negative)
     y = _C.models.separate_waveform(loaded.model, x, sr, query)
     clipped = audio.save(args.output, y, sr, args.subtype)
     print(f"separated \"{args.query}\" from {args.input} ({x.shape[0]} ch, {sr} Hz, {x.shape[1] / sr:.2f} s) "
