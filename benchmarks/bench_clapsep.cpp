@@ -5,6 +5,8 @@
 //     (the peer; ratio > 1: fused faster);
 //   clapsep.htsat_encode_b1: the HTSAT encoder from the log-mel (LoRA merged);
 //   clapsep.forward_b1: the whole separation (LoRA merged, as for inference);
+//   clapsep.forward_b1_bf16: the same under bf16 autocast (peer: the GEMMs in bf16; the weights'
+//     bf16 copies are cached across calls, the activations converted in every call);
 //   clapsep.train_step_b2: forward + backward of the fine-tuning scope (frozen encoder, LoRA).
 // The model rows' peer is the same work's GEMMs alone, run raw through oneDNN primitives: ratio = GEMM-sum
 // time / libtse time, so 1 / ratio is libtse's overhead over its GEMMs. Rows tagged "model" are
@@ -103,15 +105,16 @@ std::shared_ptr<models::CLAPSep> released_model(bool merged) {
   return model;
 }
 
-Bench forward_bench() {
+Bench forward_bench(bool bf16) {
   auto model = released_model(true);
   Tensor mix = bench::uniform({1, kSamples}, -0.5f, 0.5f, 91);
   Tensor q = bench::uniform({1, 1024}, -0.1f, 0.1f, 92);
   std::vector<Gemm> gs = encoder_gemms(1);
   for (const Gemm& g : decoder_gemms(1)) gs.push_back(g);
-  auto peer = gemm_peer(gs, false);
+  auto peer = gemm_peer(gs, false, bf16);
   return {[=] {
             NoGradGuard ng;
+            AutocastGuard autocast(bf16);
             return model->forward(mix, q);
           },
           [=](int nt) { peer->run(nt); }, bench::buffer(1)};
@@ -220,7 +223,15 @@ const bool registered = [] {
               .flops = flops_of(fwd),
               .compare = false,
               .note = peak_rss,
-              .setup = forward_bench});
+              .setup = [] { return forward_bench(false); }});
+  if (autocast::native_bf16())
+    bench::add({.name = "clapsep.forward_b1_bf16",
+                .shape = "[1, 320000] 10 s at 32 kHz, released config, LoRA merged, bf16 autocast",
+                .tags = {"model", "long"},
+                .flops = flops_of(fwd),
+                .compare = false,
+                .note = peak_rss,
+                .setup = [] { return forward_bench(true); }});
   bench::add({.name = "clapsep.train_step_b2",
               .shape = "[2, 320000] fine-tuning scope (frozen encoder + LoRA, decoder)",
               .tags = {"model", "long"},

@@ -1,5 +1,7 @@
 // GEMMs at the shapes of the models (Conformer, MaskNet, Swin): linear layers forward and
-// backward, and Swin's batched window attention. The peer is not a loop nest but the raw oneDNN
+// backward, Swin's batched window attention, and linear under bf16 autocast (gemm_bf16.*: the
+// peer runs oneDNN's bf16 matmul on operands converted in setup, so the ratio includes what
+// autocast costs per call: converting the activation; the weight's copy is cached). The peer is not a loop nest but the raw oneDNN
 // matmul primitive libtse itself runs on, created once in setup over the same buffers and memory
 // layouts, so the ratio is what libtse's op layer costs on top of oneDNN (output allocation,
 // primitive-cache lookup, scratchpad, tape).
@@ -32,6 +34,22 @@ Bench linear_fwd(int64_t M, int64_t N, int64_t K) {
   peer->add(f32_md({M, K}, {K, 1}), bench::cptr(x), f32_md({K, N}, {1, K}), bench::cptr(w), f32_md({M, N}, {N, 1}),
             out->data());
   return {[=] { return ops::linear(x, w); }, [=](int nt) { peer->run(nt); }, out};
+}
+
+// linear(x, W) under bf16 autocast against oneDNN's bf16 matmul on the same rounded operands (the
+// products are exact in f32 either way, so only the summation order differs).
+Bench linear_bf16(int64_t M, int64_t N, int64_t K) {
+  Tensor x = bench::uniform({M, K}, 0.f, 1.f, 51), w = bench::uniform({N, K}, 0.f, 1.f, 52);
+  const Tensor xb = x.to(DType::bf16), wb = w.to(DType::bf16);
+  auto out = bench::buffer(M * N);
+  auto peer = std::make_shared<OneDnnPeer>();
+  peer->add(bench::bf16_md({M, K}, {K, 1}), xb.data_ptr(), bench::bf16_md({K, N}, {1, K}), wb.data_ptr(),
+            f32_md({M, N}, {N, 1}), out->data());
+  return {[=] {
+            AutocastGuard bf16;
+            return ops::linear(x, w);
+          },
+          [=](int nt) { peer->run(nt); }, out};
 }
 
 // The backward of y = linear(x, W) for a fixed upstream gradient g: dx = g W, dW = g^T x, on a
@@ -131,6 +149,16 @@ const bool registered = [] {
                 .flops = 2.0 * s.M * s.N * s.K,
                 .rtol = kRtol,
                 .setup = [s] { return linear_fwd(s.M, s.N, s.K); }});
+  }
+  if (autocast::native_bf16()) {
+    const Shape3 bf16_shapes[] = {{"mn", 1001, 2560, 640}, {"mn", 1001, 640, 2560}, {"sw", 4096, 384, 128},
+                                  {"sw", 256, 1536, 512}, {"sw", 64, 3072, 1024}};
+    for (const Shape3& s : bf16_shapes)
+      bench::add({.name = name("gemm_bf16.", s),
+                  .shape = linear_shape(s) + " bf16 autocast",
+                  .flops = 2.0 * s.M * s.N * s.K,
+                  .rtol = kRtol,
+                  .setup = [s] { return linear_bf16(s.M, s.N, s.K); }});
   }
   const Shape3 backward[] = {{"cf", 626, 256, 256}, {"mn", 1001, 640, 640}, {"sw", 4096, 384, 128}};
   for (const Shape3& s : backward) {

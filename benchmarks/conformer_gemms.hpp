@@ -47,8 +47,9 @@ inline std::vector<Gemm> model_gemms(const models::ConformerTSEConfig& c, int64_
   return g;
 }
 
-// The GEMMs over three shared scratch buffers (their values do not matter for the timing).
-inline std::shared_ptr<OneDnnPeer> gemm_peer(const std::vector<Gemm>& gemms, bool with_backward) {
+// The GEMMs over three shared scratch buffers (their values do not matter for the timing); bf16
+// reads the operand buffers as bf16 (autocast's GEMMs, f32 out).
+inline std::shared_ptr<OneDnnPeer> gemm_peer(const std::vector<Gemm>& gemms, bool with_backward, bool bf16 = false) {
   auto peer = std::make_shared<OneDnnPeer>();
   std::vector<Gemm> all;
   for (const Gemm& g : gemms) {
@@ -68,9 +69,10 @@ inline std::shared_ptr<OneDnnPeer> gemm_peer(const std::vector<Gemm>& gemms, boo
   auto a = buffer(na), b = buffer(nb), c = buffer(nc);
   std::fill(a->begin(), a->end(), 0.5f), std::fill(b->begin(), b->end(), 0.25f);
   keep.insert(keep.end(), {a, b, c});
+  const auto operand_md = bf16 ? bf16_md : f32_md;
   for (const Gemm& g : all)
-    peer->add(f32_md({g.batch, g.M, g.K}, {g.M * g.K, g.a_t ? 1 : g.K, g.a_t ? g.M : 1}), a->data(),
-              f32_md({g.batch, g.K, g.N}, {g.K * g.N, g.b_t ? 1 : g.N, g.b_t ? g.K : 1}), b->data(),
+    peer->add(operand_md({g.batch, g.M, g.K}, {g.M * g.K, g.a_t ? 1 : g.K, g.a_t ? g.M : 1}), a->data(),
+              operand_md({g.batch, g.K, g.N}, {g.K * g.N, g.b_t ? 1 : g.N, g.b_t ? g.K : 1}), b->data(),
               f32_md({g.batch, g.M, g.N}, {g.M * g.N, g.N, 1}), c->data());
   return peer;
 }

@@ -15,6 +15,9 @@ namespace tse::bench {
 inline dnnl::memory::desc f32_md(const dnnl::memory::dims& sizes, const dnnl::memory::dims& strides) {
   return {sizes, dnnl::memory::data_type::f32, strides};
 }
+inline dnnl::memory::desc bf16_md(const dnnl::memory::dims& sizes, const dnnl::memory::dims& strides) {
+  return {sizes, dnnl::memory::data_type::bf16, strides};
+}
 
 // The peer's engine, stream and primitives. oneDNN sizes a primitive for the OpenMP team present
 // when it is created, so setup creates them under the thread count the runner set for libtse.

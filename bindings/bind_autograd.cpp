@@ -1,5 +1,6 @@
-// Autograd layer: grad mode, tape nodes (Tensor.grad_fn), backward and grad. The Python package
-// builds no_grad / enable_grad and tse.autograd.grad / gradcheck on these.
+// Autograd layer: grad mode, autocast mode, tape nodes (Tensor.grad_fn), backward and grad. The
+// Python package builds no_grad / enable_grad, tse.autocast and tse.autograd.grad / gradcheck on
+// these.
 #include "bindings/common.hpp"
 
 namespace tse::python {
@@ -32,6 +33,12 @@ void bind_autograd(py::module_& m) {
 
   m.def("is_grad_enabled", &autograd::GradMode::is_enabled, "Whether ops record gradients in this thread.");
   m.def("_set_grad_enabled", &autograd::GradMode::set_enabled, py::arg("mode"));
+
+  m.def("_autocast_dtype", &autocast::dtype, "This thread's GEMM operand dtype: bfloat16 under autocast, else float32.");
+  m.def("_set_autocast_dtype", &autocast::set_dtype, py::arg("dtype"));
+  m.def("_autocast_native_bf16", &autocast::native_bf16, py::arg("device"));
+  m.def("_autocast_cached_bytes", &autocast::cached_bytes);
+  m.def("_autocast_clear_cache", &autocast::clear_cache);
 
   m.def("_autograd_backward",
         [](const std::vector<Tensor>& tensors, const std::vector<std::optional<Tensor>>& grad_tensors,

@@ -28,6 +28,7 @@
 #include "tse/autograd/engine.hpp"
 #include "tse/autograd/function.hpp"
 #include "tse/autograd/grad_mode.hpp"
+#include "tse/core/autocast.hpp"
 #include "tse/core/device.hpp"
 #include "tse/core/dtype.hpp"
 #include "tse/core/error.hpp"

@@ -146,5 +146,6 @@ from ._C import (  # shape, indexing, matrix products, random
     triu,
     unsqueeze,
 )
-from . import audio, autograd, cuda, io, metrics, models, nn, optim, return_types, train
+from . import amp, audio, autograd, cuda, io, metrics, models, nn, optim, return_types, train
+from .amp import autocast
 from .autograd.grad_mode import enable_grad, no_grad, set_grad_enabled

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from . import _C
+from . import _C, amp
 
 __all__ = ["main", "demo_config", "build_run", "load_toml", "model_from_config"]
 
@@ -297,7 +297,8 @@ def cmd_separate(args):
     if loaded.model.supports_negative_queries:  # CLAPSep: concat(positive, negative), zeros for no --negative
         negative = loaded.queries.encode_text(args.negative) if args.negative is not None else None
         query = loaded.model.condition(query, negative)
-    y = _C.models.separate_waveform(loaded.model, x, sr, query)
+    with amp.autocast(enabled=args.bf16):
+        y = _C.models.separate_waveform(loaded.model, x, sr, query)
     clipped = audio.save(args.output, y, sr, args.subtype)
     print(f"separated \"{args.query}\" from {args.input} ({x.shape[0]} ch, {sr} Hz, {x.shape[1] / sr:.2f} s) "
           f"-> {args.output}" + (f" ({clipped} samples clipped)" if clipped else ""))
@@ -317,7 +318,8 @@ def cmd_eval(args):
     if missing:
         raise ValueError(f"{args.checkpoint} was not trained on the built-in labels (missing: {', '.join(missing)})")
     test = train.make_test_mixtures(test_bank, args.mixtures, args.snr, int(loaded.model.sample_rate * args.seconds))
-    result = train.evaluate(loaded.model, loaded.queries, labels, test, args.batch_size)
+    with amp.autocast(enabled=args.bf16):
+        result = train.evaluate(loaded.model, loaded.queries, labels, test, args.batch_size)
     print(format_eval(result))
     print(f"mean SI-SDRi: {result.mean:.2f} dB")
     return 0
@@ -355,6 +357,7 @@ def main(argv=None):
     s.add_argument("--checkpoint", default=None, help=f"model file (default: {DEFAULT_DEMO_DIR}/model.safetensors)")
     s.add_argument("-o", "--output", required=True, help="output audio file (written at the input's rate)")
     s.add_argument("--subtype", default="", help="output sample format, e.g. FLOAT, PCM_16 (default: FLOAT for WAV)")
+    s.add_argument("--bf16", action="store_true", help="bf16 GEMMs (tse.autocast): about 1.5x faster with AVX512_BF16")
     s.set_defaults(func=cmd_separate)
 
     e = sub.add_parser("eval", help="SI-SDRi of a model on the built-in held-out mixtures")
@@ -365,6 +368,7 @@ def main(argv=None):
     e.add_argument("--seconds", type=float, default=1.0, help="mixture length")
     e.add_argument("--batch-size", type=int, default=20)
     e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--bf16", action="store_true", help="bf16 GEMMs (tse.autocast)")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("convert", help="convert an official CLAPSep checkpoint (.ckpt/.pt/.safetensors) "

@@ -7,16 +7,23 @@
 // descriptors, which is oneDNN's broadcast rule. Each problem (all dims, strides, dtypes, the
 // bias, the thread count) gets its primitive once, from the cache in onednn_context.hpp.
 //
+// bfloat16 operands (autocast) with an f32 out run on oneDNN's bf16 matmul where the CPU has bf16
+// dot products; elsewhere they are widened to f32 (exact) in the same memory order and run as an
+// f32 GEMM: the same products, summed in f32, just without the speed-up.
+//
 // float64 (absent from this oneDNN) runs on the blocked reference loops below, over the same
 // operand layouts, so the f64 gradchecks and the f32-vs-f64 tests see the same arrangement of
 // views as the production path.
 #include "src/cpu/matmul.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
+#include "src/core/layout.hpp"
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
+#include "src/cpu/elementwise.hpp"
 #include "src/cpu/onednn_context.hpp"
 
 namespace tse::cpu {
@@ -51,7 +58,9 @@ Layout operand_layout(const Tensor& t) {
   return l;
 }
 
-// ---- float32: oneDNN ------------------------------------------------------------------------------
+std::atomic<bool> g_force_bf16_emulation{false};
+
+// ---- float32 and bf16 operands: oneDNN --------------------------------------------------------------
 
 void matmul_onednn(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
   using onednn::context;
@@ -59,8 +68,9 @@ void matmul_onednn(const Tensor& out, const Tensor& a, const Tensor& b, const Te
   const Layout la = operand_layout(a), lb = operand_layout(b);
   const memory::dims out_sizes(out.sizes().begin(), out.sizes().end());
   const memory::dims out_strides(out.strides().begin(), out.strides().end());
-  const memory::desc a_md(la.sizes, memory::data_type::f32, la.strides);
-  const memory::desc b_md(lb.sizes, memory::data_type::f32, lb.strides);
+  const memory::data_type operand_type = a.dtype() == DType::bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  const memory::desc a_md(la.sizes, operand_type, la.strides);
+  const memory::desc b_md(lb.sizes, operand_type, lb.strides);
   const memory::desc c_md(out_sizes, memory::data_type::f32, out_strides);
   memory::desc bias_md;
   if (bias.defined()) {
@@ -187,8 +197,32 @@ void matmul_reference(const Tensor& out, const Tensor& a, const Tensor& b, const
 
 }  // namespace
 
+bool bf16_gemm_native() {
+  static const bool native = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & bf16) == bf16;  // oneDNN's ISA values are feature masks; AMX includes this one
+  }();
+  return native && !g_force_bf16_emulation.load(std::memory_order_relaxed);
+}
+
+void force_bf16_gemm_emulation(bool on) { g_force_bf16_emulation.store(on, std::memory_order_relaxed); }
+
 void matmul(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
   if (out.numel() == 0) return;
+  if (a.dtype() == DType::bf16) {
+    if (bf16_gemm_native() && a.size(a.dim() - 1) > 0) {
+      matmul_onednn(out, a, b, bias);
+      return;
+    }
+    const auto widened = [](const Tensor& t) {
+      Tensor w = tse::detail::empty_in_memory_order(t, DType::f32);
+      if (w.numel() > 0) copy(w, t);
+      return w;
+    };
+    matmul(out, widened(a), widened(b), bias);
+    return;
+  }
   if (out.dtype() == DType::f32 && a.size(a.dim() - 1) > 0) {
     matmul_onednn(out, a, b, bias);
     return;

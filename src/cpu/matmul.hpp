@@ -10,7 +10,8 @@ namespace tse {
 namespace detail {
 
 /// out (batch..., M, N) = a (batch..., M, K) @ b (batch..., K, N) [+ bias (N)].
-/// a, b and out have one rank >= 2 and one floating dtype. Each batch dim of a and b equals out's
+/// a, b and out have one rank >= 2 and one floating dtype, except that autocast's bf16 a and b
+/// produce a f32 out (and take a f32 bias). Each batch dim of a and b equals out's
 /// or is 1 (broadcast); a batch dim of stride 0 is a broadcast too. a and b are
 /// matmul_operand_ok (any batch strides); out is contiguous; bias is undefined or contiguous (N).
 /// Overwrites out; K == 0 gives bias (or zeros).
@@ -34,8 +35,14 @@ inline bool matmul_operand_ok(const Tensor& t) {
 namespace cpu {
 using namespace detail;
 /// float32 through oneDNN matmul primitives (cached per problem); float64 through the blocked
-/// reference loops in the same file (this oneDNN has no f64).
+/// reference loops in the same file (this oneDNN has no f64); bf16 operands (f32 out) through
+/// oneDNN's bf16 GEMMs where bf16_gemm_native(), else widened (exactly) to an f32 GEMM.
 MatmulFn matmul;
+/// Whether this CPU has bf16 dot products (oneDNN's ISA is AVX512_BF16 or AMX) and tests have not
+/// forced emulation.
+TSE_API bool bf16_gemm_native();
+/// Test hook: true makes bf16 GEMMs take the emulated path on any CPU.
+TSE_API void force_bf16_gemm_emulation(bool on);
 }  // namespace cpu
 
 }  // namespace tse

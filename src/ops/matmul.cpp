@@ -5,12 +5,18 @@
 // operand becomes a 1-row or 1-column matrix, missing batch dims become size-1 (broadcast) dims,
 // and a transposed operand (g @ b^T, a^T @ g, x @ W^T) is a stride swap, never a copy. Only an
 // operand whose last two dims are not a plain row- or column-major matrix is made contiguous.
+//
+// Under autocast (tse/core/autocast.hpp) each product casts its f32 operands to bf16 in their
+// memory order (linear's weight through the cache of converted weights) and the kernel returns
+// f32. An op recorded under autocast captures the operand dtype, so its backward products are
+// bf16 too whatever the mode at backward() time.
 #include "tse/ops/matmul.hpp"
 
 #include <algorithm>
 
 #include "src/cpu/matmul.hpp"
 #include "src/dispatch.hpp"
+#include "src/ops/autocast.hpp"
 #include "src/ops/op_utils.hpp"
 #include "tse/autograd/function.hpp"
 #include "tse/ops/reduction.hpp"
@@ -99,12 +105,17 @@ bool batch_is_broadcast(const Tensor& t) {
   return true;
 }
 
-Tensor prepared_operand(const Tensor& t) { return tse::detail::matmul_operand_ok(t) ? t : t.contiguous(); }
+/// t in a layout the kernel reads, with elements of dtype `operand` (a copy only where needed).
+Tensor prepared_operand(const Tensor& t, DType operand) {
+  const Tensor m = tse::detail::matmul_operand_ok(t) ? t : t.contiguous();
+  return tse::detail::cast_operand(m, operand);
+}
 
-/// a (batch_a..., M, K) @ b (batch_b..., K, N) [+ bias] -> a new (batch..., M, N) tensor, where
-/// a and b have one rank and their batch dims broadcast to batch. When b has no batch of its own
-/// and a's batch folds into its rows, this is a single 2-D GEMM.
-Tensor gemm(const Tensor& a, const Tensor& b, const Tensor& bias, const Shape& batch, const char* op) {
+/// a (batch_a..., M, K) @ b (batch_b..., K, N) [+ bias] -> a new (batch..., M, N) tensor of a's
+/// dtype, where a and b have one rank and their batch dims broadcast to batch, and the GEMM reads
+/// both with elements of dtype `operand` (b may come cast already, as linear's cached weight).
+/// When b has no batch of its own and a's batch folds into its rows, this is a single 2-D GEMM.
+Tensor gemm(const Tensor& a, const Tensor& b, const Tensor& bias, const Shape& batch, DType operand, const char* op) {
   const int64_t r = a.dim();
   Shape out_sizes = batch;
   out_sizes.push_back(a.size(r - 2));
@@ -117,11 +128,11 @@ Tensor gemm(const Tensor& a, const Tensor& b, const Tensor& bias, const Shape& b
     if (a2.defined()) {
       const Tensor b2 = restride(b, {b.size(r - 2), b.size(r - 1)}, {b.stride(r - 2), b.stride(r - 1)});
       const Tensor out2 = restride(out, {a2.size(0), b.size(r - 1)}, {std::max<int64_t>(b.size(r - 1), 1), 1});
-      kernel(out2, prepared_operand(a2), prepared_operand(b2), bc);
+      kernel(out2, prepared_operand(a2, operand), prepared_operand(b2, operand), bc);
       return out;
     }
   }
-  kernel(out, prepared_operand(a), prepared_operand(b), bc);
+  kernel(out, prepared_operand(a, operand), prepared_operand(b, operand), bc);
   return out;
 }
 
@@ -149,7 +160,8 @@ Tensor matmul_impl(const Tensor& a, const Tensor& b, const char* op) {
     batch[static_cast<size_t>(d)] = sa == 1 ? sb : sa;
   }
   const int64_t M = a_.size(r - 2), N = b_.size(r - 1);
-  const Tensor full = gemm(a_, b_, Tensor(), batch, op);
+  const DType operand = tse::detail::gemm_operand_dtype(a.dtype());
+  const Tensor full = gemm(a_, b_, Tensor(), batch, operand, op);
   // The result drops the dims that 1-D operands added.
   Shape sizes = batch;
   if (a.dim() > 1) sizes.push_back(M);
@@ -170,15 +182,15 @@ Tensor matmul_impl(const Tensor& a, const Tensor& b, const char* op) {
       if (ra) {
         // da = g @ b^T, summed over the batch dims a was broadcast along.
         const Tensor bm = as_matrix(sb.unpack(op), false, r);
-        ga = sum_to(gemm(go, transpose_last(bm), Tensor(), batch, op), a_full).reshape(a_sizes);
+        ga = sum_to(gemm(go, transpose_last(bm), Tensor(), batch, operand, op), a_full).reshape(a_sizes);
       }
       if (rb) {
         const Tensor am = as_matrix(sa.unpack(op), true, r);
         if (b_broadcast) {
           // db = sum over the batch of a_i^T g_i = (a folded to rows)^T @ (g folded to rows).
-          gb = gemm(transpose_last(rows_of(am)), rows_of(go), Tensor(), {}, op).reshape(b_sizes);
+          gb = gemm(transpose_last(rows_of(am)), rows_of(go), Tensor(), {}, operand, op).reshape(b_sizes);
         } else {
-          gb = sum_to(gemm(transpose_last(am), go, Tensor(), batch, op), b_full).reshape(b_sizes);
+          gb = sum_to(gemm(transpose_last(am), go, Tensor(), batch, operand, op), b_full).reshape(b_sizes);
         }
       }
       return {ga, gb};
@@ -222,9 +234,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
               out_features, "] (out_features of weight ", weight.shape_str(), "), got ", bias.shape_str());
   }
   // out (rows, out) = x (rows, in) @ weight^T (in, out) + bias: one GEMM over the folded leading dims.
+  const DType operand = tse::detail::gemm_operand_dtype(x.dtype());
   const Tensor x2 = rows_of(x.detach());
-  const Tensor out2 =
-      gemm(x2, transpose_last(weight.detach()), bias.defined() ? bias.detach() : Tensor(), {}, "linear");
+  const Tensor w = tse::detail::cast_weight(weight.detach(), operand);
+  const Tensor out2 = gemm(x2, transpose_last(w), bias.defined() ? bias.detach() : Tensor(), {}, operand, "linear");
   Shape sizes = x.sizes();
   sizes.back() = out_features;
   Tensor out = restride(out2, sizes, contiguous_strides(sizes));
@@ -236,8 +249,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     record("linear", {x, weight, bias}, {out}, [=](const Grads& g) -> Grads {
       const Tensor g2 = rows_of(g[0]);  // (rows, out)
       Tensor gx, gw, gb;
-      if (rx) gx = gemm(g2, sw.unpack("linear"), Tensor(), {}, "linear").reshape(x_sizes);
-      if (rw) gw = gemm(transpose_last(g2), rows_of(sx.unpack("linear")), Tensor(), {}, "linear");
+      if (rx) {
+        const Tensor wg = tse::detail::cast_weight(sw.unpack("linear"), operand);
+        gx = gemm(g2, wg, Tensor(), {}, operand, "linear").reshape(x_sizes);
+      }
+      if (rw) gw = gemm(transpose_last(g2), rows_of(sx.unpack("linear")), Tensor(), {}, operand, "linear");
       if (rbias) gb = sum(g2, {0});
       return {gx, gw, gb};
     });

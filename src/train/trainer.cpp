@@ -15,6 +15,7 @@
 #include "src/core/atomic_file.hpp"
 #include "src/core/config_fields.hpp"
 #include "tse/autograd/grad_mode.hpp"
+#include "tse/core/autocast.hpp"
 #include "tse/core/error.hpp"
 #include "tse/io/safetensors.hpp"
 #include "tse/metrics/metrics.hpp"
@@ -98,7 +99,8 @@ const detail::ConfigFields<TrainerConfig>& config_fields() {
         .add("output_dir", &C::output_dir)
         .add("progress", &C::progress)
         .add("seed", &C::seed)
-        .add("negative_queries", &C::negative_queries);
+        .add("negative_queries", &C::negative_queries)
+        .add("precision", &C::precision);
     return f;
   }();
   return *fields;
@@ -186,6 +188,8 @@ void TrainerConfig::validate() const {
   positive("plateau_patience", plateau_patience);
   TSE_CHECK(negative_queries == "clapsep" || negative_queries == "positive" || negative_queries == "both",
             "TrainerConfig: negative_queries must be \"clapsep\", \"positive\" or \"both\", got \"", negative_queries, "\"");
+  TSE_CHECK(precision == "f32" || precision == "bf16", "TrainerConfig: precision must be \"f32\" or \"bf16\", got \"",
+            precision, "\"");
   TSE_CHECK(loss == "neg_si_sdr" || loss == "clapsep", "TrainerConfig: loss must be \"neg_si_sdr\" or \"clapsep\", got \"",
             loss, "\"");
   TSE_CHECK(optimizer == "adamw" || optimizer == "sgd", "TrainerConfig: optimizer must be \"adamw\" or \"sgd\", got \"",
@@ -294,6 +298,7 @@ StepStats Trainer::train_step() {
   const Tensor query = batch_queries(batch);
   model_->train();
   optimizer_->zero_grad(/*set_to_none=*/true);
+  const AutocastGuard autocast(config_.precision == "bf16");  // the backward follows the forward's mode
   const Tensor estimate = model_->forward(batch.mixture, query);
   Tensor loss = config_.loss == "clapsep"
                     ? static_cast<const nn::CLAPSepLoss&>(*loss_).forward(estimate, batch.target)
@@ -375,6 +380,7 @@ EvalResult evaluate(models::Separator& model, const models::QueryEncoder& querie
 }
 
 EvalResult Trainer::evaluate(const MixtureBatch& mixtures) const {
+  const AutocastGuard autocast(config_.precision == "bf16");
   return train::evaluate(*model_, *queries_, labels_, mixtures, config_.eval_batch_size);
 }
 

@@ -173,6 +173,22 @@ def test_eval_reports_the_mean(trained):
     assert "mean SI-SDRi:" in p.stdout and "all" in p.stdout
 
 
+def test_separate_and_eval_with_bf16_gemms_stay_close_to_f32(tmp_path, trained):
+    ckpt = str(trained / "model.safetensors")
+    for flag, name in (([], "f32.wav"), (["--bf16"], "bf16.wav")):
+        run_cli("separate", REAL_FILE, "--query", "speech", "--checkpoint", ckpt, "-o", str(tmp_path / name), *flag)
+    f32, _ = tse.audio.load(tmp_path / "f32.wav")
+    bf16, _ = tse.audio.load(tmp_path / "bf16.wav")
+    a, b = f32.numpy().astype(np.float64), bf16.numpy().astype(np.float64)
+    err = np.max(np.abs(a - b)) / np.max(np.abs(a))
+    assert 0 < err <= 5e-2, err  # bf16 GEMM operands: close, not equal
+    means = []
+    for flag in ([], ["--bf16"]):
+        p = run_cli("eval", "--checkpoint", ckpt, "--mixtures", "16", "--seconds", "0.5", *flag)
+        means.append(float(p.stdout.split("mean SI-SDRi:")[1].split("dB")[0]))
+    assert abs(means[0] - means[1]) <= 0.5, means
+
+
 @pytest.mark.parametrize("case", ["empty", "nan", "unknown_label", "negative", "missing_ckpt", "corrupt_ckpt",
                                   "missing_input"])
 def test_separate_bad_inputs_give_clear_errors(tmp_path, trained, case):

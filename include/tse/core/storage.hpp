@@ -32,12 +32,17 @@ class TSE_API Storage {
   uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
+  /// Data a cache derived from these bytes (autocast's bf16 copy of a weight), freed with this
+  /// storage. Its owner synchronises access and checks version() itself.
+  std::shared_ptr<void>& derived() { return derived_; }
+
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
   Deleter deleter_;  // empty: memory belongs to our allocator
   std::atomic<uint64_t> version_{0};
+  std::shared_ptr<void> derived_;
 };
 
 namespace memory {
