@@ -1,6 +1,7 @@
 // Relative-position attention at the Conformer paper shape (H 4, d_k 64, T 626, B 1 and 4):
 // the fused score softmax rel_pos_softmax forward and backward, and the whole rel_pos_attention
-// core forward and forward+backward.
+// core forward and forward+backward. Then scaled_dot_product_attention at CLAPSep's MaskNet shape
+// (8 heads of 80 over 1001 frames), fused against softmax(q k^T s) v, in f32 and bf16 autocast.
 //
 // The peer is not a loop nest but the unfused composite the fused op replaces, through libtse's
 // own ops in the same run: softmax(mul(add(ac, rel_shift(bd_raw)), scale), -1) for the score
@@ -116,6 +117,23 @@ std::string dims(int64_t B) {
   return "B " + std::to_string(B) + " H 4 T 626 d_k 64";
 }
 
+// MaskNet's attention core: the fused op against the composite it replaces, both under the same
+// autocast mode (bf16: the same roundings; the gate allows for probabilities rounded apart).
+Bench sdpa_forward(bool bf16) {
+  const Tensor q = bench::uniform({1, 8, 1001, 80}, -1.f, 1.f, 81), k = bench::uniform({1, 8, 1001, 80}, -1.f, 1.f, 82);
+  const Tensor v = bench::uniform({1, 8, 1001, 80}, -1.f, 1.f, 83);
+  const double scale = 1.0 / std::sqrt(80.0);
+  return gated(
+      [=] {
+        AutocastGuard autocast(bf16);
+        return ops::scaled_dot_product_attention(q, k, v, scale);
+      },
+      [=] {
+        AutocastGuard autocast(bf16);
+        return ops::matmul(ops::softmax(ops::mul(ops::matmul(q, ops::transpose(k, -2, -1)), scale), -1), v);
+      });
+}
+
 const bool registered = [] {
   for (int64_t B : {1, 4}) {
     const std::string b = "_b" + std::to_string(B);
@@ -154,6 +172,16 @@ const bool registered = [] {
                 .rtol = 1e-4,
                 .atol = 1e-3,
                 .setup = [B] { return attention_step(B); }});
+  }
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !autocast::native_bf16()) continue;
+    constexpr double flops = 2.0 * 2 * 8 * 1001.0 * 1001.0 * 80;
+    bench::add({.name = std::string("attention.sdpa_masknet") + (bf16 ? "_bf16" : "") + "_fwd",
+                .shape = std::string("q,k,v [1,8,1001,80]") + (bf16 ? " bf16 autocast" : ""),
+                .flops = flops,
+                .rtol = bf16 ? 2e-2 : 1e-3,  // outputs ~0.02 (means of 1001 values); atol covers those near 0
+                .atol = bf16 ? 2e-3 : 1e-4,
+                .setup = [bf16] { return sdpa_forward(bf16); }});
   }
   return true;
 }();

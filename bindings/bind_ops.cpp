@@ -742,6 +742,14 @@ void bind_ops(py::module_& m, py::class_<Tensor>& cls) {
           return ops::linear(x, weight, bias.value_or(Tensor()));
         }, py::arg("input"), py::arg("weight"), py::arg("bias") = none,
         "input (..., in) @ weight (out, in)^T + bias (out) -> (..., out).");
+  nn.def("scaled_dot_product_attention",
+         [](const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
+           py::gil_scoped_release nogil;
+           return ops::scaled_dot_product_attention(q, k, v, scale);
+         },
+         py::arg("query"), py::arg("key"), py::arg("value"), py::kw_only(), py::arg("scale") = none,
+         "softmax(query key^T * scale) value without a mask or dropout; scale defaults to 1/sqrt(d). Fused on CPU: "
+         "the (Tq, Tk) attention matrix is never stored.");
   nn.def("dropout", &dropout, py::arg("input"), py::arg("p") = 0.5, py::arg("training") = true,
          "Zeroes elements with probability p and scales the rest by 1/(1-p) when training.");
 }

@@ -109,6 +109,10 @@ class _nn:
     @staticmethod
     def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor: ...
     @staticmethod
+    def scaled_dot_product_attention(
+        query: Tensor, key: Tensor, value: Tensor, *, scale: builtins.float | None = None
+    ) -> Tensor: ...
+    @staticmethod
     def conv1d(
         input: Tensor,
         weight: Tensor,

@@ -18,6 +18,8 @@
 
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
+#include "src/cpu/elementwise.hpp"
+#include "src/cpu/matmul.hpp"
 #include "src/cpu/row_folds.hpp"
 #include "src/cpu/vec_math.hpp"
 
@@ -269,6 +271,85 @@ void rel_pos_softmax_backward(const Tensor& grad_ac, const Tensor& grad_bd, cons
   if (y.numel() == 0) return;
   dispatch_floating(y.dtype(), "rel_pos_softmax",
                     [&]<typename T>() { softmax_backward_loops<T>(grad_ac, grad_bd, grad_y, y, scale, s); });
+}
+
+// ---- scaled dot-product attention ------------------------------------------------------------------
+
+namespace {
+
+/// Matrices [m0, m0 + count) of a (BH, R, C) tensor, rows [r0, r0 + n) of each, as a view.
+Tensor block_of(const Tensor& t, int64_t m0, int64_t count, int64_t r0, int64_t n) {
+  return Tensor::from_storage(t.storage(), {count, n, t.size(2)}, {t.stride(0), t.stride(1), t.stride(2)},
+                              t.storage_offset() + m0 * t.stride(0) + r0 * t.stride(1), t.dtype());
+}
+
+/// The last two dims of a 3-D view swapped.
+Tensor transposed(const Tensor& m) {
+  return Tensor::from_storage(m.storage(), {m.size(0), m.size(2), m.size(1)}, {m.stride(0), m.stride(2), m.stride(1)},
+                              m.storage_offset(), m.dtype());
+}
+
+/// p = softmax(s * scale) along each of the n rows of Tk scores; s is overwritten with the
+/// exponentials (or the probabilities when p aliases s).
+template <typename T, typename P>
+void scaled_softmax_rows(T* s, P* p, int64_t n, int64_t Tk, T scale) {
+  tse::detail::parallel_for(0, n, std::max<int64_t>(1, tse::detail::kParallelGrain / (4 * Tk)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      T* x = s + r * Tk;
+      for (int64_t j = 0; j < Tk; ++j) x[j] *= scale;
+      const T mx = row_max(x, Tk);
+      for (int64_t j = 0; j < Tk; ++j) x[j] -= mx;
+      vm::exp(x, x, Tk);
+      const T inv = T(1) / row_sum(x, Tk);
+      P* y = p + r * Tk;
+      for (int64_t j = 0; j < Tk; ++j) y[j] = P(x[j] * inv);
+    }
+  });
+}
+
+}  // namespace
+
+void scaled_dot_product_attention(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  if (out.numel() == 0) return;
+  const int64_t BH = q.size(0), Tq = q.size(1), Tk = k.size(1);
+  const DType acc = out.dtype();
+  // Each step takes `group` matrices at once (a batched GEMM oneDNN splits over the threads; one
+  // matrix on one thread, where bigger row blocks run faster) and `block` query rows of each, so
+  // that the step's scores stay within 512 KiB, in L2 beside the operands.
+  const int nt = get_num_threads();
+  const int64_t group = std::min<int64_t>(BH, nt > 1 ? 2 * nt : 1);
+  const int64_t block = std::clamp<int64_t>(
+      (int64_t{512} << 10) / (group * Tk * static_cast<int64_t>(itemsize(acc))), 16, std::max<int64_t>(Tq, 16));
+  const Tensor scores = Tensor::empty({group, std::min(block, Tq), Tk}, acc, out.device());
+  const Tensor probs = q.dtype() == DType::bf16 ? Tensor::empty(scores.sizes(), DType::bf16, out.device()) : scores;
+  const int64_t dv = v.size(2);
+  const Tensor context = group > 1 ? Tensor::empty({group, std::min(block, Tq), dv}, acc, out.device()) : Tensor();
+  for (int64_t m0 = 0; m0 < BH; m0 += group) {
+    const int64_t G = std::min(group, BH - m0);
+    const Tensor kt = transposed(block_of(k, m0, G, 0, Tk)), vb = block_of(v, m0, G, 0, Tk);
+    for (int64_t r0 = 0; r0 < Tq; r0 += block) {
+      const int64_t n = std::min(block, Tq - r0);
+      const Tensor s = Tensor::from_storage(scores.storage(), {G, n, Tk}, {n * Tk, Tk, 1}, 0, acc);
+      const Tensor p = Tensor::from_storage(probs.storage(), {G, n, Tk}, {n * Tk, Tk, 1}, 0, probs.dtype());
+      matmul(s, block_of(q, m0, G, r0, n), kt, Tensor());
+      dispatch_floating(acc, "scaled_dot_product_attention", [&]<typename T>() {
+        T* sp = static_cast<T*>(s.data_ptr());
+        if (p.dtype() == DType::bf16) {
+          scaled_softmax_rows<T, BFloat16>(sp, static_cast<BFloat16*>(p.data_ptr()), G * n, Tk, static_cast<T>(scale));
+        } else {
+          scaled_softmax_rows<T, T>(sp, sp, G * n, Tk, static_cast<T>(scale));
+        }
+      });
+      const Tensor o = block_of(out, m0, G, r0, n);
+      if (G == 1) {
+        matmul(o, p, vb, Tensor());
+      } else {  // the kernel writes contiguous results; o's matrices are Tq rows apart
+        const Tensor o_c = Tensor::from_storage(context.storage(), {G, n, dv}, {n * dv, dv, 1}, 0, acc);
+        matmul(o_c, p, vb, Tensor());
+        copy(o, o_c);
+      }
+    }
+  }
 }
 
 }  // namespace tse::cpu

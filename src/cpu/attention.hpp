@@ -1,5 +1,6 @@
 #pragma once
-// Internal kernel interface of the attention family (rel_shift, rel_pos_softmax). The op layer
+// Internal kernel interface of the attention family (rel_shift, rel_pos_softmax, window_softmax,
+// scaled_dot_product_attention). The op layer
 // has checked shapes and dtypes and made every operand contiguous: a (..., T, T) tensor is `rows`
 // rows of T elements and a (..., T, 2T-1) tensor `rows` rows of 2T-1, where row r is query
 // i = r % T of its (..., T) block.
@@ -43,6 +44,11 @@ using WindowSoftmaxFn = void(const Tensor& y, const Tensor& scores, const Tensor
 using WindowSoftmaxBackwardFn = void(const Tensor& grad_scores, const Tensor& grad_bias, const Tensor& grad_y,
                                      const Tensor& y, double scale, const WindowShape& s);
 
+/// out (BH, Tq, dv) = softmax(q k^T * scale) v for each of BH matrix triples: q (BH, Tq, d),
+/// k (BH, Tk, d), v (BH, Tk, dv), Tk >= 1, every matrix matmul_operand_ok, one dtype (f32, f64,
+/// or autocast's bf16 with an f32 out); out contiguous.
+using SdpaFn = void(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+
 }  // namespace detail
 
 namespace cpu {
@@ -55,6 +61,10 @@ RelPosSoftmaxFn rel_pos_softmax;
 RelPosSoftmaxBackwardFn rel_pos_softmax_backward;
 WindowSoftmaxFn window_softmax;
 WindowSoftmaxBackwardFn window_softmax_backward;
+/// Flash-style on the GEMM kernel: blocks of query rows whose scores (block x Tk) stay in L2, a
+/// row softmax in place, the probabilities (bf16 under autocast) straight into the block's P v;
+/// the (Tq, Tk) probabilities never go to memory.
+SdpaFn scaled_dot_product_attention;
 }  // namespace cpu
 
 }  // namespace tse

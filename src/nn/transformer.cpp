@@ -8,6 +8,7 @@
 #include "tse/core/error.hpp"
 #include "tse/nn/init.hpp"
 #include "tse/ops/activation.hpp"
+#include "tse/ops/attention.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/factory.hpp"
 #include "tse/ops/matmul.hpp"
@@ -46,12 +47,17 @@ Tensor MultiheadAttention::forward(const Tensor& x) const {
   // (B, T, 3, H, hd) -> (3, B, H, T, hd)
   const Tensor qkv = ops::permute(ops::reshape(ops::linear(x, in_proj_weight, in_proj_bias), {B, T, 3, num_heads, hd}),
                                   {2, 0, 3, 1, 4});
-  const Tensor q = ops::mul(ops::select(qkv, 0, 0), 1.0 / std::sqrt(static_cast<double>(hd)));
-  const Tensor k = ops::select(qkv, 0, 1), v = ops::select(qkv, 0, 2);
-  Tensor attn = ops::softmax(ops::matmul(q, ops::transpose(k, -2, -1)), -1);
-  attn = ops::dropout(attn, dropout, is_training());
-  const Tensor out = ops::reshape(ops::transpose(ops::matmul(attn, v), 1, 2), {B, T, embed_dim});
-  return out_proj->forward(out);
+  const Tensor q = ops::select(qkv, 0, 0), k = ops::select(qkv, 0, 1), v = ops::select(qkv, 0, 2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Tensor context;
+  if (dropout > 0 && is_training()) {
+    // Dropout on the probabilities needs them stored: torch's composite (q scaled first).
+    const Tensor attn = ops::softmax(ops::matmul(ops::mul(q, scale), ops::transpose(k, -2, -1)), -1);
+    context = ops::matmul(ops::dropout(attn, dropout, true), v);
+  } else {
+    context = ops::scaled_dot_product_attention(q, k, v, scale);  // fused: no (T, T) matrix in memory
+  }
+  return out_proj->forward(ops::reshape(ops::transpose(context, 1, 2), {B, T, embed_dim}));
 }
 
 TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t nhead, int64_t ff, double dropout,

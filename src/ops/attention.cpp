@@ -14,13 +14,18 @@
 #include <vector>
 
 #include "src/cpu/attention.hpp"
+#include "src/cpu/matmul.hpp"
 #include "src/dispatch.hpp"
+#include "src/ops/autocast.hpp"
 #include "src/ops/op_utils.hpp"
 #include "tse/autograd/function.hpp"
 #include "tse/ops/elementwise.hpp"
 #include "tse/ops/factory.hpp"
 #include "tse/ops/matmul.hpp"
 #include "tse/ops/random.hpp"
+#include "tse/ops/reduction.hpp"
+#include "tse/ops/shape.hpp"
+#include "tse/ops/softmax.hpp"
 
 namespace tse::ops {
 
@@ -41,6 +46,8 @@ const KernelTable<tse::detail::RelPosSoftmaxBackwardFn> k_rel_pos_softmax_backwa
     "rel_pos_softmax_backward", &cpu::rel_pos_softmax_backward, nullptr};
 
 const KernelTable<tse::detail::WindowSoftmaxFn> k_window_softmax{"window_softmax", &cpu::window_softmax, nullptr};
+const KernelTable<tse::detail::SdpaFn> k_sdpa{"scaled_dot_product_attention", &cpu::scaled_dot_product_attention,
+                                              nullptr};
 const KernelTable<tse::detail::WindowSoftmaxBackwardFn> k_window_softmax_backward{
     "window_softmax_backward", &cpu::window_softmax_backward, nullptr};
 
@@ -144,6 +151,80 @@ Tensor window_softmax(const Tensor& scores, const Tensor& bias, const Tensor& ma
       Tensor gb = rb ? Tensor::empty({H, n, n}, y.dtype(), y.device()) : Tensor();
       k_window_softmax_backward.get(y.device(), op)(gs, gb, g[0].contiguous(), y, scale, s);
       return {gs, gb};
+    });
+  }
+  return out;
+}
+
+namespace {
+
+/// t (..., R, C) as (B, R, C) over its folded leading dims: a view where the strides allow, else
+/// a contiguous copy.
+Tensor batch_of_matrices(const Tensor& t) {
+  const int64_t r = t.dim();
+  int64_t batch = 1, stride = t.size(r - 2) * t.stride(r - 2), next = -1;
+  bool foldable = true;
+  for (int64_t d = r - 3; d >= 0; --d) {
+    batch *= t.size(d);
+    if (t.size(d) == 1) continue;
+    if (next < 0) {
+      stride = t.stride(d);
+    } else if (t.stride(d) != next) {
+      foldable = false;
+    }
+    next = t.stride(d) * t.size(d);
+  }
+  if (!foldable) return batch_of_matrices(t.contiguous());
+  const Tensor m = Tensor::from_storage(t.storage(), {batch, t.size(r - 2), t.size(r - 1)},
+                                        {std::max<int64_t>(stride, 1), t.stride(r - 2), t.stride(r - 1)},
+                                        t.storage_offset(), t.dtype());
+  return tse::detail::matmul_operand_ok(m) ? m : m.contiguous();
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  detail::check_defined(q, op, "q");
+  detail::check_defined(k, op, "k");
+  detail::check_defined(v, op, "v");
+  detail::check_same_device(q, k, op);
+  detail::check_same_device(q, v, op);
+  TSE_CHECK(q.dtype() == DType::f32 || q.dtype() == DType::f64, op, ": argument 'q' must be float32 or float64, got ",
+            q.dtype(), " (for bf16 GEMMs use autocast)");
+  TSE_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), op, ": dtype mismatch: 'q' is ", q.dtype(), ", 'k' is ",
+            k.dtype(), ", 'v' is ", v.dtype());
+  TSE_CHECK(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(), op,
+            ": q (..., Tq, d), k (..., Tk, d) and v (..., Tk, dv) need one rank >= 2, got ", q.shape_str(), ", ",
+            k.shape_str(), ", ", v.shape_str());
+  const int64_t r = q.dim(), Tq = q.size(r - 2), d = q.size(r - 1), Tk = k.size(r - 2), dv = v.size(r - 1);
+  const Shape lead(q.sizes().begin(), q.sizes().end() - 2);
+  TSE_CHECK(Shape(k.sizes().begin(), k.sizes().end() - 2) == lead && Shape(v.sizes().begin(), v.sizes().end() - 2) == lead,
+            op, ": leading dims differ: q ", q.shape_str(), ", k ", k.shape_str(), ", v ", v.shape_str());
+  TSE_CHECK(k.size(r - 1) == d, op, ": 'k' ", k.shape_str(), " must end in d = ", d, " as 'q' ", q.shape_str());
+  TSE_CHECK(v.size(r - 2) == Tk, op, ": 'v' ", v.shape_str(), " must have Tk = ", Tk, " rows as 'k' ", k.shape_str());
+  TSE_CHECK(Tk > 0, op, ": 'k' ", k.shape_str(), " holds no keys (Tk = 0): the softmax is undefined");
+  const double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(d, 1))));
+  TSE_CHECK(std::isfinite(s), op, ": scale must be finite, got ", s);
+
+  const DType operand = tse::detail::gemm_operand_dtype(q.dtype());
+  Shape out_sizes = lead;
+  out_sizes.push_back(Tq);
+  out_sizes.push_back(dv);
+  Tensor out = Tensor::empty(out_sizes, q.dtype(), q.device());
+  const auto cast = [&](const Tensor& t) { return tse::detail::cast_operand(batch_of_matrices(t.detach()), operand); };
+  k_sdpa.get(q.device(), op)(batch_of_matrices(out), cast(q), cast(k), cast(v), s);
+
+  if (needs_grad({q, k, v})) {
+    record(op, {q, k, v}, {out}, [=, sq = SavedTensor(q), sk = SavedTensor(k), sv = SavedTensor(v)](const Grads& g) -> Grads {
+      // The composite's gradients from recomputed probabilities, in the forward's GEMM precision.
+      const AutocastGuard mode(operand == DType::bf16);
+      const Tensor q_ = sq.unpack(op), k_ = sk.unpack(op), v_ = sv.unpack(op);
+      const Tensor p = softmax(mul(matmul(q_, transpose(k_, -2, -1)), s), -1);
+      const Tensor gv = matmul(transpose(p, -2, -1), g[0]);
+      const Tensor dp = matmul(g[0], transpose(v_, -2, -1));
+      const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, true)));
+      return {mul(matmul(ds, k_), s), mul(matmul(transpose(ds, -2, -1), q_), s), gv};
     });
   }
   return out;

@@ -520,3 +520,93 @@ TEST_CASE("attention ops on 0-size batches give 0-size results and gradients") {
     CHECK(ops::rel_shift(bd).sizes() == Shape{0, 4, 4});
   }
 }
+
+// ---- scaled_dot_product_attention (fused on CPU) ---------------------------------------------------
+
+namespace {
+
+/// The composite the fused op replaces: softmax(q k^T * scale) v.
+Tensor composite_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  return ops::matmul(ops::softmax(ops::mul(ops::matmul(q, ops::transpose(k, -2, -1)), scale), -1), v);
+}
+
+}  // namespace
+
+TEST_CASE("scaled_dot_product_attention equals the composite in f64 for blocks, views, ranks and the default scale") {
+  struct Case {
+    Shape q, k, v;
+  };
+  // Tk = 1001 in f64 makes query blocks of 65 rows: several blocks and a partial last one.
+  for (const Case& c : std::vector<Case>{{{2, 3, 5, 4}, {2, 3, 7, 4}, {2, 3, 7, 6}},
+                                         {{1, 300, 8}, {1, 1001, 8}, {1, 1001, 3}},
+                                         {{9, 4}, {1, 4}, {1, 2}},
+                                         {{2, 130, 16}, {2, 130, 16}, {2, 130, 16}}}) {
+    INFO("q ", shape_to_string(c.q), " k ", shape_to_string(c.k));
+    const Tensor q = leaf(c.q, -2, 2, 1), k = leaf(c.k, -2, 2, 2), v = leaf(c.v, -1, 1, 3);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.q.back()));
+    CHECK(rel_l2(ops::scaled_dot_product_attention(q, k, v), composite_sdpa(q, k, v, scale)) <= 1e-13);
+    CHECK(rel_l2(ops::scaled_dot_product_attention(q, k, v, 0.3), composite_sdpa(q, k, v, 0.3)) <= 1e-13);
+  }
+  // q, k and v as strided views of one (B, T, 3, H, hd) projection, as MultiheadAttention has them.
+  const Tensor qkv = ops::permute(leaf({2, 33, 3, 4, 8}, -1, 1, 4), {2, 0, 3, 1, 4});
+  const Tensor q = ops::select(qkv, 0, 0), k = ops::select(qkv, 0, 1), v = ops::select(qkv, 0, 2);
+  CHECK(rel_l2(ops::scaled_dot_product_attention(q, k, v, 0.5), composite_sdpa(q, k, v, 0.5)) <= 1e-13);
+}
+
+TEST_CASE("scaled_dot_product_attention passes the f64 gradcheck and its f32 path matches f64 forward and backward") {
+  const std::vector<Tensor> in = {leaf({2, 5, 3}, -1, 1, 11), leaf({2, 6, 3}, -1, 1, 12), leaf({2, 6, 4}, -1, 1, 13)};
+  CHECK_GRADCHECK([](const std::vector<Tensor>& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2]); }, in);
+  CHECK_GRADCHECK([](const std::vector<Tensor>& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], 0.7); },
+                  {in[0], in[1], leaf({2, 6, 4}, -1, 1, 17)});
+  // MaskNet's shape (8 heads of 80 over 1001 frames, a few query blocks).
+  compare_f32_f64([](const std::vector<Tensor>& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2]); },
+                  {f32_leaf({2, 301, 80}, 14), f32_leaf({2, 1001, 80}, 15), f32_leaf({2, 1001, 80}, 16)}, {1001},
+                  "sdpa 301 x 1001 x 80");
+}
+
+TEST_CASE("scaled_dot_product_attention under bf16 autocast: bf16 GEMM operands, an f32 softmax, as the composite") {
+  const Tensor q = f32_leaf({3, 200, 32}, 21), k = f32_leaf({3, 700, 32}, 22), v = f32_leaf({3, 700, 48}, 23);
+  const Tensor plain = ops::scaled_dot_product_attention(q, k, v);
+  Tensor fused, composite;
+  {
+    AutocastGuard bf16;
+    fused = ops::scaled_dot_product_attention(q, k, v);
+    composite = composite_sdpa(q, k, v, 1.0 / std::sqrt(32.0));
+  }
+  CHECK(fused.dtype() == DType::f32);
+  // The same roundings (q, k, v and the probabilities to bf16); only f32 summation orders and
+  // the odd probability rounded the other way differ.
+  CHECK(rel_l2(fused, composite) <= 1e-3);
+  const double to_f32 = rel_l2(fused, plain);
+  MESSAGE("bf16 autocast vs f32: rel L2 ", to_f32);
+  CHECK(to_f32 >= 1e-4);  // it did round
+  CHECK(to_f32 <= 1e-2);
+  // Gradients recorded under autocast stay close to the f32 ones.
+  Tensor y;
+  {
+    AutocastGuard bf16;
+    y = ops::scaled_dot_product_attention(q, k, v);
+  }
+  const Tensor g = f32_leaf(y.sizes(), 24).detach();
+  const auto d16 = autograd::grad({y}, {q, k, v}, {g});
+  const auto d32 = autograd::grad({plain}, {q, k, v}, {g});
+  for (size_t i = 0; i < 3; ++i) CHECK(rel_l2(d16[i], d32[i]) <= 2e-2);
+}
+
+TEST_CASE("scaled_dot_product_attention rejects bad arguments naming them") {
+  auto msg = [](auto&& f) { return thrown_message<ValueError>(f); };
+  const Tensor q = ops::zeros({2, 5, 4}), k = ops::zeros({2, 7, 4}), v = ops::zeros({2, 7, 3});
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, ops::zeros({2, 7, 5}), v); }), "must end in d = 4"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, k, ops::zeros({2, 6, 3})); }), "Tk = 7"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, ops::zeros({3, 7, 4}), ops::zeros({3, 7, 3})); }),
+                 "leading dims differ"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, ops::zeros({7, 4}), ops::zeros({7, 3})); }), "one rank"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, ops::zeros({2, 0, 4}), ops::zeros({2, 0, 3})); }),
+                 "no keys"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, k.to(DType::f64), v); }), "dtype mismatch"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q.to(DType::bf16), k, v); }), "use autocast"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(q, k, v, std::nan("")); }), "scale must be finite"));
+  CHECK(contains(msg([&] { ops::scaled_dot_product_attention(Tensor(), k, v); }), "'q'"));
+  CHECK(ops::scaled_dot_product_attention(ops::zeros({0, 5, 4}), ops::zeros({0, 7, 4}), ops::zeros({0, 7, 3})).sizes() ==
+        Shape({0, 5, 3}));
+}

@@ -7,6 +7,7 @@
 /// float32 or float64 on CPU; rel_shift, rel_pos_softmax and rel_pos_attention are differentiable
 /// in every tensor argument. Outputs are new contiguous tensors.
 #include <cstdint>
+#include <optional>
 
 #include "tse/core/tensor.hpp"
 
@@ -35,6 +36,17 @@ TSE_API Tensor rel_pos_softmax(const Tensor& ac, const Tensor& bd_raw, double sc
 /// backward saves the output only. Non-finite scores follow ops::softmax. ValueError naming the
 /// argument for shapes that do not fit, dtype or device mismatches.
 TSE_API Tensor window_softmax(const Tensor& scores, const Tensor& bias, const Tensor& mask, double scale);
+
+/// softmax(q k^T * scale, -1) v, PyTorch's F.scaled_dot_product_attention without a mask or
+/// dropout: q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv), one float dtype
+/// (float32 / float64) and equal leading dims; scale defaults to 1 / sqrt(d). The CPU forward is
+/// fused (blocks of query rows, probabilities kept in cache): the (Tq, Tk) attention matrix is
+/// never stored. Under autocast q k^T and P v read bf16 operands, the softmax stays f32. The
+/// backward recomputes the probabilities from the saved q, k and v (memory as the composite's
+/// backward). ValueError naming the argument for ranks, shapes,
+/// dtypes or devices that do not fit, for Tk = 0 and for a non-finite scale.
+TSE_API Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                            std::optional<double> scale = std::nullopt);
 
 /// How rel_position_table evaluates the sinusoids.
 enum class RelPosTable {

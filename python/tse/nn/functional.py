@@ -18,6 +18,7 @@ layer_norm = _C._nn.layer_norm
 linear = _C._nn.linear
 log_softmax = _C._nn.log_softmax
 pad = _C._nn.pad
+scaled_dot_product_attention = _C._nn.scaled_dot_product_attention
 softmax = _C._nn.softmax
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "log_softmax",
     "pad",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "softmax",
