@@ -28,6 +28,7 @@ namespace {
 
 using rows::row_dot;
 using rows::row_max;
+using rows::row_min;
 using rows::row_sum;
 
 /// Calls row(r, i) for every row r (query i = r % T), in parallel chunks of about
@@ -290,17 +291,15 @@ Tensor transposed(const Tensor& m) {
 }
 
 /// p = softmax(s * scale) along each of the n rows of Tk scores; s is overwritten with the
-/// exponentials (or the probabilities when p aliases s).
+/// exponentials (or the probabilities when p aliases s). Three passes over a row: its extreme,
+/// the exponentials with their sum, the normalised (and converted) probabilities.
 template <typename T, typename P>
 void scaled_softmax_rows(T* s, P* p, int64_t n, int64_t Tk, T scale) {
   tse::detail::parallel_for(0, n, std::max<int64_t>(1, tse::detail::kParallelGrain / (4 * Tk)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       T* x = s + r * Tk;
-      for (int64_t j = 0; j < Tk; ++j) x[j] *= scale;
-      const T mx = row_max(x, Tk);
-      for (int64_t j = 0; j < Tk; ++j) x[j] -= mx;
-      vm::exp(x, x, Tk);
-      const T inv = T(1) / row_sum(x, Tk);
+      const T top = (scale >= 0 ? row_max(x, Tk) : row_min(x, Tk)) * scale;  // max of x * scale
+      const T inv = T(1) / vm::exp_affine_sum(x, x, Tk, scale, top);
       P* y = p + r * Tk;
       for (int64_t j = 0; j < Tk; ++j) y[j] = P(x[j] * inv);
     }

@@ -40,6 +40,12 @@ T row_max(const T* x, int64_t n) {
 }
 
 template <typename T>
+T row_min(const T* x, int64_t n) {
+  return lane_fold<T>(
+      n, std::numeric_limits<T>::infinity(), [x](int64_t i) { return x[i]; }, [](T a, T b) { return b < a ? b : a; });
+}
+
+template <typename T>
 T row_sum(const T* x, int64_t n) {
   return lane_fold<T>(
       n, T(0), [x](int64_t i) { return x[i]; }, [](T a, T b) { return a + b; });

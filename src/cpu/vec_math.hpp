@@ -65,4 +65,44 @@ TSE_VM_FN(log1p, _ZGVdN8v_log1pf, std::log1p)
 TSE_VM_FN(expm1, _ZGVdN8v_expm1f, std::expm1)
 #undef TSE_VM_FN
 
+/// y[i] = exp(x[i] * scale - shift) for i < n (x may be y), returning the sum of the y[i]: a
+/// softmax row's exponentials and normaliser in one pass. The sum keeps 8 lane partials folded
+/// in a fixed order, so it does not depend on where the row sits in memory.
+#if defined(TSE_VEC_MATH)
+inline float exp_affine_sum(const float* x, float* y, int64_t n, float scale, float shift) {
+  const __m256 vs = _mm256_set1_ps(scale), vshift = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vs, vshift));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (i < n) {  // the tail through the same routine; padding lanes are exp(-inf) = 0
+    alignas(32) float buf[8];
+    for (int l = 0; l < 8; ++l) buf[l] = i + l < n ? x[i + l] * scale - shift : -INFINITY;
+    const __m256 e = _ZGVdN8v_expf(_mm256_load_ps(buf));
+    _mm256_store_ps(buf, e);
+    std::memcpy(y + i, buf, static_cast<size_t>(n - i) * sizeof(float));
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float sum = lanes[0];
+  for (int l = 1; l < 8; ++l) sum += lanes[l];
+  return sum;
+}
+#else
+inline float exp_affine_sum(const float* x, float* y, int64_t n, float scale, float shift) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (y[i] = std::exp(x[i] * scale - shift));
+  return sum;
+}
+#endif
+inline double exp_affine_sum(const double* x, double* y, int64_t n, double scale, double shift) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (y[i] = std::exp(x[i] * scale - shift));
+  return sum;
+}
+
 }  // namespace tse::cpu::vm

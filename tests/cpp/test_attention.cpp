@@ -593,6 +593,33 @@ TEST_CASE("scaled_dot_product_attention under bf16 autocast: bf16 GEMM operands,
   for (size_t i = 0; i < 3; ++i) CHECK(rel_l2(d16[i], d32[i]) <= 2e-2);
 }
 
+TEST_CASE("scaled_dot_product_attention follows the composite for large, negative-scaled and non-finite scores") {
+  for (DType dt : {DType::f64, DType::f32}) {
+    CAPTURE(dt);
+    const Tensor q = ops::mul(leaf({2, 40, 8}, -1, 1, 31).detach(), 300.0).to(dt);
+    const Tensor k = leaf({2, 50, 8}, -1, 1, 32).detach().to(dt), v = leaf({2, 50, 5}, -1, 1, 33).detach().to(dt);
+    const double tol = dt == DType::f64 ? 1e-12 : 1e-5;
+    for (double scale : {1.0, -0.7, 0.0})  // scores up to ~2400: the max subtraction keeps exp finite
+      CHECK(rel_l2(ops::scaled_dot_product_attention(q, k, v, scale), composite_sdpa(q, k, v, scale)) <= tol);
+    // A NaN key poisons every row of its matrix; +inf scores make their rows NaN; -inf scores get weight 0.
+    Tensor kn = k.clone();
+    kn.select(0, 0).select(0, 3).fill_(std::nan(""));
+    Tensor qi = q.clone();
+    qi.select(0, 1).select(0, 2).fill_(std::numeric_limits<double>::infinity());
+    for (const auto& [qq, kk] : std::vector<std::pair<Tensor, Tensor>>{{q, kn}, {qi, k}}) {
+      const auto got = values(ops::scaled_dot_product_attention(qq, kk, v, 0.5));
+      const auto want = values(composite_sdpa(qq, kk, v, 0.5));
+      size_t nan_rows = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        CHECK(std::isnan(got[i]) == std::isnan(want[i]));
+        nan_rows += std::isnan(got[i]);
+        if (!std::isnan(want[i])) CHECK(std::abs(got[i] - want[i]) <= 1e-4);
+      }
+      CHECK(nan_rows > 0);
+    }
+  }
+}
+
 TEST_CASE("scaled_dot_product_attention rejects bad arguments naming them") {
   auto msg = [](auto&& f) { return thrown_message<ValueError>(f); };
   const Tensor q = ops::zeros({2, 5, 4}), k = ops::zeros({2, 7, 4}), v = ops::zeros({2, 7, 3});
