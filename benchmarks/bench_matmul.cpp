@@ -1,10 +1,10 @@
 // GEMMs at the shapes of the models (Conformer, MaskNet, Swin): linear layers forward and
 // backward, Swin's batched window attention, and linear under bf16 autocast (gemm_bf16.*: the
 // peer runs oneDNN's bf16 matmul on operands converted in setup, so the ratio includes what
-// autocast costs per call: converting the activation; the weight's copy is cached). The peer is not a loop nest but the raw oneDNN
-// matmul primitive libtse itself runs on, created once in setup over the same buffers and memory
-// layouts, so the ratio is what libtse's op layer costs on top of oneDNN (output allocation,
-// primitive-cache lookup, scratchpad, tape).
+// autocast costs per call: converting the activation; the weight's copy is cached). The peer is
+// not a loop nest but the raw oneDNN matmul primitive libtse itself runs on, created once in setup
+// over the same buffers and memory layouts, so the ratio is what libtse's op layer costs on top of
+// oneDNN (output allocation, primitive-cache lookup, scratchpad, tape).
 #include <omp.h>
 
 #include <oneapi/dnnl/dnnl.hpp>

@@ -34,7 +34,8 @@ void bind_autograd(py::module_& m) {
   m.def("is_grad_enabled", &autograd::GradMode::is_enabled, "Whether ops record gradients in this thread.");
   m.def("_set_grad_enabled", &autograd::GradMode::set_enabled, py::arg("mode"));
 
-  m.def("_autocast_dtype", &autocast::dtype, "This thread's GEMM operand dtype: bfloat16 under autocast, else float32.");
+  m.def("_autocast_dtype", &autocast::dtype,
+        "This thread's GEMM operand dtype: bfloat16 under autocast, else float32.");
   m.def("_set_autocast_dtype", &autocast::set_dtype, py::arg("dtype"));
   m.def("_autocast_native_bf16", &autocast::native_bf16, py::arg("device"));
   m.def("_autocast_cached_bytes", &autocast::cached_bytes);

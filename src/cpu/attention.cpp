@@ -295,7 +295,8 @@ Tensor transposed(const Tensor& m) {
 /// the exponentials with their sum, the normalised (and converted) probabilities.
 template <typename T, typename P>
 void scaled_softmax_rows(T* s, P* p, int64_t n, int64_t Tk, T scale) {
-  tse::detail::parallel_for(0, n, std::max<int64_t>(1, tse::detail::kParallelGrain / (4 * Tk)), [&](int64_t b, int64_t e) {
+  const int64_t grain = std::max<int64_t>(1, tse::detail::kParallelGrain / (4 * Tk));
+  tse::detail::parallel_for(0, n, grain, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       T* x = s + r * Tk;
       const T top = (scale >= 0 ? row_max(x, Tk) : row_min(x, Tk)) * scale;  // max of x * scale

@@ -199,8 +199,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
             k.shape_str(), ", ", v.shape_str());
   const int64_t r = q.dim(), Tq = q.size(r - 2), d = q.size(r - 1), Tk = k.size(r - 2), dv = v.size(r - 1);
   const Shape lead(q.sizes().begin(), q.sizes().end() - 2);
-  TSE_CHECK(Shape(k.sizes().begin(), k.sizes().end() - 2) == lead && Shape(v.sizes().begin(), v.sizes().end() - 2) == lead,
-            op, ": leading dims differ: q ", q.shape_str(), ", k ", k.shape_str(), ", v ", v.shape_str());
+  const auto lead_of = [](const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); };
+  TSE_CHECK(lead_of(k) == lead && lead_of(v) == lead, op, ": leading dims differ: q ", q.shape_str(), ", k ",
+            k.shape_str(), ", v ", v.shape_str());
   TSE_CHECK(k.size(r - 1) == d, op, ": 'k' ", k.shape_str(), " must end in d = ", d, " as 'q' ", q.shape_str());
   TSE_CHECK(v.size(r - 2) == Tk, op, ": 'v' ", v.shape_str(), " must have Tk = ", Tk, " rows as 'k' ", k.shape_str());
   TSE_CHECK(Tk > 0, op, ": 'k' ", k.shape_str(), " holds no keys (Tk = 0): the softmax is undefined");
@@ -216,7 +217,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   k_sdpa.get(q.device(), op)(batch_of_matrices(out), cast(q), cast(k), cast(v), s);
 
   if (needs_grad({q, k, v})) {
-    record(op, {q, k, v}, {out}, [=, sq = SavedTensor(q), sk = SavedTensor(k), sv = SavedTensor(v)](const Grads& g) -> Grads {
+    SavedTensor sq(q), sk(k), sv(v);
+    record(op, {q, k, v}, {out}, [=](const Grads& g) -> Grads {
       // The composite's gradients from recomputed probabilities, in the forward's GEMM precision.
       const AutocastGuard mode(operand == DType::bf16);
       const Tensor q_ = sq.unpack(op), k_ = sk.unpack(op), v_ = sv.unpack(op);
