@@ -217,21 +217,17 @@ const bool registered = [] {
               .setup = encoder_bench});
   std::vector<Gemm> fwd = encoder_gemms(1);
   for (const Gemm& g : decoder_gemms(1)) fwd.push_back(g);
-  bench::add({.name = "clapsep.forward_b1",
-              .shape = "[1, 320000] 10 s at 32 kHz, released config, LoRA merged",
-              .tags = {"model", "long"},
-              .flops = flops_of(fwd),
-              .compare = false,
-              .note = peak_rss,
-              .setup = [] { return forward_bench(false); }});
-  if (autocast::native_bf16())
-    bench::add({.name = "clapsep.forward_b1_bf16",
-                .shape = "[1, 320000] 10 s at 32 kHz, released config, LoRA merged, bf16 autocast",
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !autocast::native_bf16()) continue;
+    bench::add({.name = bf16 ? "clapsep.forward_b1_bf16" : "clapsep.forward_b1",
+                .shape = std::string("[1, 320000] 10 s at 32 kHz, released config, LoRA merged") +
+                         (bf16 ? ", bf16 autocast" : ""),
                 .tags = {"model", "long"},
                 .flops = flops_of(fwd),
                 .compare = false,
                 .note = peak_rss,
-                .setup = [] { return forward_bench(true); }});
+                .setup = [bf16] { return forward_bench(bf16); }});
+  }
   bench::add({.name = "clapsep.train_step_b2",
               .shape = "[2, 320000] fine-tuning scope (frozen encoder + LoRA, decoder)",
               .tags = {"model", "long"},

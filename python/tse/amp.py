@@ -1,7 +1,7 @@
 """Mixed precision: bf16 GEMMs with float32 tensors.
 
-``with tse.autocast():`` makes this thread's float32 ``matmul``, ``bmm`` and ``linear`` (and every
-module built on them) read their operands rounded to bfloat16 and accumulate in float32. Tensors
+``with tse.autocast():`` makes this thread's float32 ``matmul``, ``bmm``, ``linear`` and
+``scaled_dot_product_attention`` (and every module built on them) read their operands rounded to bfloat16 and accumulate in float32. Tensors
 stay float32 everywhere (outputs, parameters, gradients); ops recorded inside the block run their
 backward GEMMs in bf16 too. float64 is never autocast. On CPUs with bf16 dot products
 (``tse.amp.native_bf16()``) the GEMMs run about twice as fast; elsewhere the same rounding is
@@ -12,48 +12,38 @@ unchanged, refreshed after optimizer steps or in-place ops, freed with it). Afte
 weight through a NumPy view of its memory, call ``tse.amp.clear_cache()``.
 """
 
-import functools
-from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Optional, TypeVar, Union, cast
+from typing import Any, Union
 
 from . import _C
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+from ._thread_mode import ThreadMode
 
 __all__ = ["autocast", "native_bf16", "cached_bytes", "clear_cache", "is_autocast_enabled"]
 
 
-class autocast:
+class autocast(ThreadMode):
     """Turns bf16 GEMMs on (or, with ``enabled=False``, off) inside a ``with`` block or a decorated
     function, restoring the previous mode on exit. ``dtype`` must be ``tse.bfloat16``."""
 
     def __init__(self, enabled: bool = True, dtype: Any = None) -> None:
+        super().__init__()
         if not isinstance(enabled, bool):
             raise ValueError(f"autocast: enabled must be a bool, got {enabled!r}")
         self._dtype = _C.bfloat16 if dtype is None else dtype
         if not isinstance(self._dtype, _C.dtype) or self._dtype != _C.bfloat16:
             raise ValueError(f"autocast: dtype must be tse.bfloat16, got {dtype!r} (float16 GEMMs are not available on CPU)")
         self._enabled = enabled
-        self._previous: list[Any] = []  # a stack, so one instance can be entered again while active
 
-    def __enter__(self) -> "autocast":
-        self._previous.append(_C._autocast_dtype())
-        _C._set_autocast_dtype(self._dtype if self._enabled else _C.float32)
-        return self
+    def _get(self) -> Any:
+        return _C._autocast_dtype()
 
-    def __exit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        _C._set_autocast_dtype(self._previous.pop())
+    def _set(self, value: Any) -> None:
+        _C._set_autocast_dtype(value)
 
-    def __call__(self, func: _F) -> _F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with autocast(self._enabled, self._dtype):
-                return func(*args, **kwargs)
+    def _value(self) -> Any:
+        return self._dtype if self._enabled else _C.float32
 
-        return cast(_F, wrapper)
+    def _fresh(self) -> "autocast":
+        return autocast(self._enabled, self._dtype)
 
 
 def is_autocast_enabled() -> bool:

@@ -1,40 +1,28 @@
 """Thread-local gradient recording switches, usable as context managers and decorators."""
 
-import functools
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Optional, TypeVar, cast
+from typing import Any, Optional
 
 from .. import _C
+from .._thread_mode import ThreadMode
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
-
-class _GradMode:
+class _GradMode(ThreadMode):
     """Sets grad mode to ``_enabled`` inside a ``with`` block or a decorated function."""
 
     _enabled: bool
 
-    def __init__(self) -> None:
-        self._previous: list[bool] = []  # a stack, so one instance can be entered again while active
+    def _get(self) -> bool:
+        return bool(_C.is_grad_enabled())
 
-    def __enter__(self) -> "_GradMode":
-        self._previous.append(_C.is_grad_enabled())
-        _C._set_grad_enabled(self._enabled)
-        return self
+    def _set(self, value: Any) -> None:
+        _C._set_grad_enabled(value)
 
-    def __exit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        _C._set_grad_enabled(self._previous.pop())
+    def _value(self) -> bool:
+        return self._enabled
 
-    def __call__(self, func: _F) -> _F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with type(self)():
-                return func(*args, **kwargs)
-
-        return cast(_F, wrapper)
+    def _fresh(self) -> "_GradMode":
+        return type(self)()
 
 
 class no_grad(_GradMode):
