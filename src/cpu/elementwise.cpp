@@ -6,7 +6,10 @@
 // small stack buffer first.
 #include "src/cpu/elementwise.hpp"
 
+#include <immintrin.h>
+
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 
@@ -454,6 +457,46 @@ void fill(const Tensor& out, double value) {
         for (int64_t i = 0; i < n; ++i) *reinterpret_cast<T*>(p[0] + i * s[0]) = v;
       }
     });
+  });
+}
+
+// ---- autocast's f32 -> bf16 rounding ------------------------------------------------------------
+
+namespace {
+
+uint16_t bf16_bits_daz(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);           // zero or denormal
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: quiet
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+void round_bf16_plain(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_bits_daz(x[i]);
+}
+
+// vcvtne2ps2bf16 rounds to nearest even, quiets NaNs and treats denormal inputs as zero: the
+// same bits as round_bf16_plain (test_autocast checks both on every class of value).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void round_bf16_avx512(const float* x, uint16_t* y,
+                                                                                        int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+    _mm512_storeu_si512(y + i, reinterpret_cast<__m512i>(r));
+  }
+  round_bf16_plain(x + i, y + i, n - i);
+}
+
+}  // namespace
+
+void round_to_bf16(const Tensor& out, const Tensor& src) {
+  static const bool avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  const auto* x = static_cast<const float*>(src.data_ptr());
+  auto* y = static_cast<uint16_t*>(out.data_ptr());
+  detail::parallel_for(0, src.numel(), detail::kParallelGrain, [&](int64_t b, int64_t e) {
+    (avx512_bf16 ? round_bf16_avx512 : round_bf16_plain)(x + b, y + b, e - b);
   });
 }
 

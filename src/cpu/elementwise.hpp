@@ -33,6 +33,10 @@ using WhereFn = void(const Tensor& out, const Tensor& cond, const Tensor& a, con
 /// out = src converted to out's dtype, src broadcast to out's shape.
 using CopyFn = void(const Tensor& out, const Tensor& src);
 using FillFn = void(const Tensor& out, double value);
+/// out (bf16) = src (f32) rounded as autocast rounds GEMM operands: to nearest even, NaN kept a
+/// quiet NaN, denormals flushed to a signed zero (what the GEMMs' DAZ mode reads them as). src and
+/// out are dense permutations with one memory order (out from empty_in_memory_order(src)).
+using RoundToBf16Fn = void(const Tensor& out, const Tensor& src);
 }  // namespace detail
 
 namespace cpu {
@@ -43,6 +47,8 @@ BinaryFn binary;
 WhereFn where;
 CopyFn copy;
 FillFn fill;
+/// AVX512_BF16's vcvtne2ps2bf16 where the CPU has it, else the same rounding in plain code.
+TSE_API RoundToBf16Fn round_to_bf16;
 }  // namespace cpu
 
 namespace cuda {

@@ -88,7 +88,12 @@ namespace {
 
 Tensor cast_in_memory_order(const Tensor& t, DType dtype) {
   Tensor out = empty_in_memory_order(t, dtype);
-  if (out.numel() > 0) k_copy.get(t.device(), "autocast")(out, t);
+  if (out.numel() == 0) return out;
+  if (dtype == DType::bf16 && t.dtype() == DType::f32 && t.device().is_cpu() && is_dense_permutation(t)) {
+    cpu::round_to_bf16(out, t);  // one linear pass: out has t's memory order
+  } else {
+    k_copy.get(t.device(), "autocast")(out, t);
+  }
   return out;
 }
 

@@ -47,6 +47,7 @@ inline double onednn_tol(int64_t k) { return 1e-6 * std::log2(static_cast<double
 /// the forward, tol_k[1 + i] that of input i's gradient.
 inline void compare_f32_f64(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& in32,
                      const std::vector<int64_t>& tol_k, const char* what) {
+  REQUIRE_MESSAGE(tol_k.size() == in32.size() + 1, what, ": tol_k needs the forward's K and one per input");
   std::vector<Tensor> in64;
   for (const Tensor& t : in32) in64.push_back(to_f64_leaf(t));
   const Tensor y32 = f(in32), y64 = f(in64);

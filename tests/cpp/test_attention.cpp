@@ -560,7 +560,8 @@ TEST_CASE("scaled_dot_product_attention passes the f64 gradcheck and its f32 pat
                   {in[0], in[1], leaf({2, 6, 4}, -1, 1, 17)});
   // MaskNet's shape (8 heads of 80 over 1001 frames, a few query blocks).
   compare_f32_f64([](const std::vector<Tensor>& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2]); },
-                  {f32_leaf({2, 301, 80}, 14), f32_leaf({2, 1001, 80}, 15), f32_leaf({2, 1001, 80}, 16)}, {1001},
+                  {f32_leaf({2, 301, 80}, 14), f32_leaf({2, 1001, 80}, 15), f32_leaf({2, 1001, 80}, 16)},
+                  {1001, 1001, 1001, 1001},  // the softmax's sums over Tk = 1001 lie behind every output
                   "sdpa 301 x 1001 x 80");
 }
 

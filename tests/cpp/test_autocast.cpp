@@ -4,9 +4,11 @@
 // (transposed, broadcast, strided views sharing one storage), the weight cache (reuse, refresh
 // after in-place writes and optimizer steps, freed with the weight) and concurrent use.
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 
+#include "src/cpu/elementwise.hpp"
 #include "src/cpu/matmul.hpp"
 #include "tests/cpp/onednn_check.hpp"
 #include "tests/cpp/reference.hpp"
@@ -82,6 +84,42 @@ TEST_CASE("autocast: the guard sets this thread's mode, nests and restores it, o
   CHECK(contains(thrown_message<ValueError>([] { AutocastGuard g(true, DType::f64); }), "got float64"));
   CHECK(autocast::dtype() == DType::f32);
   CHECK_FALSE(autocast::native_bf16(Device::cuda(0)));
+}
+
+TEST_CASE("autocast: operands round to nearest even, NaN stays NaN, denormals become signed zeros") {
+  // The spec, written out: what round_to_bf16 must give on this machine's path (AVX512_BF16 or plain).
+  const auto expect = [](float f) -> uint16_t {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    const uint32_t exponent = (u >> 23) & 0xffu, mantissa = u & 0x7fffffu;
+    if (exponent == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
+    if (exponent == 0xffu && mantissa != 0) return static_cast<uint16_t>((u >> 16) | 0x40u);
+    const uint32_t low = u & 0xffffu, keep = u >> 16;
+    const bool up = low > 0x8000u || (low == 0x8000u && (keep & 1u));
+    return static_cast<uint16_t>(keep + (up ? 1u : 0u));
+  };
+  std::vector<uint32_t> bits = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x00800000u, 0x3f808000u,
+                                0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0x7f800000u, 0xff800000u, 0x7f800001u,
+                                0xffc12345u, 0x3f800000u, 0xbf7fffffu, 0x477fe000u};
+  uint64_t z = 88172645463325252ull;  // xorshift: every bit pattern class at random
+  for (int i = 0; i < 5000; ++i) {
+    z ^= z << 13, z ^= z >> 7, z ^= z << 17;
+    bits.push_back(static_cast<uint32_t>(z));
+  }
+  std::vector<float> values(bits.size());
+  std::memcpy(values.data(), bits.data(), bits.size() * 4);
+  const Tensor x = Tensor::empty({static_cast<int64_t>(values.size())}, DType::f32);
+  std::memcpy(x.data_ptr(), values.data(), values.size() * 4);  // exact bits (NaN payloads too)
+  const Tensor y = Tensor::empty(x.sizes(), DType::bf16);
+  cpu::round_to_bf16(y, x);
+  const auto* got = static_cast<const uint16_t*>(y.data_ptr());
+  size_t wrong = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (got[i] != expect(values[i])) {
+      if (wrong++ < 5) MESSAGE("input ", bits[i], " gave ", got[i], ", expected ", expect(values[i]));
+    }
+  }
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("autocast: matmul, bmm and linear are the f64 products of bf16-rounded operands, native and emulated") {
