@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "src/core/parallel.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
@@ -291,7 +292,7 @@ Tensor transposed(const Tensor& m) {
 }
 
 /// p = softmax(s * scale) along each of the n rows of Tk scores; s is overwritten with the
-/// exponentials (or the probabilities when p aliases s). Three passes over a row: its extreme,
+/// probabilities (p may alias it). Three passes over a row: its extreme,
 /// the exponentials with their sum, the normalised (and converted) probabilities.
 template <typename T, typename P>
 void scaled_softmax_rows(T* s, P* p, int64_t n, int64_t Tk, T scale) {
@@ -301,8 +302,12 @@ void scaled_softmax_rows(T* s, P* p, int64_t n, int64_t Tk, T scale) {
       T* x = s + r * Tk;
       const T top = (scale >= 0 ? row_max(x, Tk) : row_min(x, Tk)) * scale;  // max of x * scale
       const T inv = T(1) / vm::exp_affine_sum(x, x, Tk, scale, top);
-      P* y = p + r * Tk;
-      for (int64_t j = 0; j < Tk; ++j) y[j] = P(x[j] * inv);
+      for (int64_t j = 0; j < Tk; ++j) x[j] *= inv;
+      if constexpr (std::is_same_v<P, BFloat16>) {
+        round_to_bf16(x, p + r * Tk, Tk);  // autocast's rounding, as the composite's cast of P
+      } else if (p != s) {
+        std::copy(x, x + Tk, p + r * Tk);
+      }
     }
   });
 }
@@ -334,11 +339,14 @@ void scaled_dot_product_attention(const Tensor& out, const Tensor& q, const Tens
       matmul(s, block_of(q, m0, G, r0, n), kt, Tensor());
       dispatch_floating(acc, "scaled_dot_product_attention", [&]<typename T>() {
         T* sp = static_cast<T*>(s.data_ptr());
-        if (p.dtype() == DType::bf16) {
-          scaled_softmax_rows<T, BFloat16>(sp, static_cast<BFloat16*>(p.data_ptr()), G * n, Tk, static_cast<T>(scale));
-        } else {
-          scaled_softmax_rows<T, T>(sp, sp, G * n, Tk, static_cast<T>(scale));
+        if constexpr (std::is_same_v<T, float>) {
+          if (p.dtype() == DType::bf16) {  // autocast: f32 scores, bf16 probabilities
+            scaled_softmax_rows<float, BFloat16>(sp, static_cast<BFloat16*>(p.data_ptr()), G * n, Tk,
+                                                 static_cast<float>(scale));
+            return;
+          }
         }
+        scaled_softmax_rows<T, T>(sp, sp, G * n, Tk, static_cast<T>(scale));
       });
       const Tensor o = block_of(out, m0, G, r0, n);
       if (G == 1) {

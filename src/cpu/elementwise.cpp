@@ -491,13 +491,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void round_bf16_
 
 }  // namespace
 
-void round_to_bf16(const Tensor& out, const Tensor& src) {
+void round_to_bf16(const float* x, BFloat16* y, int64_t n) {
   static const bool avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  (avx512_bf16 ? round_bf16_avx512 : round_bf16_plain)(x, reinterpret_cast<uint16_t*>(y), n);
+}
+
+void round_to_bf16(const Tensor& out, const Tensor& src) {
   const auto* x = static_cast<const float*>(src.data_ptr());
-  auto* y = static_cast<uint16_t*>(out.data_ptr());
-  detail::parallel_for(0, src.numel(), detail::kParallelGrain, [&](int64_t b, int64_t e) {
-    (avx512_bf16 ? round_bf16_avx512 : round_bf16_plain)(x + b, y + b, e - b);
-  });
+  auto* y = static_cast<BFloat16*>(out.data_ptr());
+  detail::parallel_for(0, src.numel(), detail::kParallelGrain,
+                       [&](int64_t b, int64_t e) { round_to_bf16(x + b, y + b, e - b); });
 }
 
 }  // namespace tse::cpu

@@ -49,6 +49,8 @@ CopyFn copy;
 FillFn fill;
 /// AVX512_BF16's vcvtne2ps2bf16 where the CPU has it, else the same rounding in plain code.
 TSE_API RoundToBf16Fn round_to_bf16;
+/// The same rounding over n contiguous values on the calling thread (kernels' inner loops).
+void round_to_bf16(const float* x, BFloat16* y, int64_t n);
 }  // namespace cpu
 
 namespace cuda {
