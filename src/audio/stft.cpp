@@ -33,7 +33,7 @@ using autograd::record;
 namespace {
 
 using FramesRfftFn = void(const Tensor&, const Tensor&, const Tensor&, int64_t, const double*);
-using OverlapAddFn = void(const Tensor&, const Tensor&, const Tensor&, int64_t, const double*);
+using OverlapAddFn = void(const Tensor&, const Tensor&, const Tensor&, int64_t, const double*, const Tensor&, int64_t);
 const tse::detail::KernelTable<FramesRfftFn> k_frames_rfft{"stft", &cpu::fft::frames_rfft, nullptr};
 const tse::detail::KernelTable<OverlapAddFn> k_overlap_add{"istft", &cpu::fft::overlap_add_irfft, nullptr};
 
@@ -71,26 +71,32 @@ Tensor framed_rfft(const Tensor& x, const Tensor& window, int64_t hop, int64_t f
     record("stft", {x}, {out}, [=](const Grads& g) -> Grads {
       Tensor gx = Tensor::empty({B, Lp}, g[0].dtype(), g[0].device());
       const std::vector<double> a = bin_weights(n, 1.0, 0.5);
-      k_overlap_add.get(gx.device())(gx, g[0].contiguous(), window, hop, a.data());
+      k_overlap_add.get(gx.device())(gx, g[0].contiguous(), window, hop, a.data(), Tensor(), 0);
       return {gx};
     });
   }
   return out;
 }
 
-/// spec (B, F, T, 2) -> (B, n + hop (T - 1)) overlap-added windowed inverse FFTs (with 1/n);
-/// differentiable in spec.
-Tensor overlap_add(const Tensor& spec, const Tensor& window, int64_t hop) {
+/// spec (B, F, T, 2) -> (B, length): y = the overlap-added windowed inverse FFTs (with 1/n), of
+/// n + hop (T - 1) samples, times envelope, from sample `offset` on (zeros past y's end), in one
+/// kernel; differentiable in spec.
+Tensor overlap_add(const Tensor& spec, const Tensor& window, int64_t hop, const Tensor& envelope, int64_t offset,
+                   int64_t length) {
   const int64_t B = spec.size(0), T = spec.size(2), n = window.numel();
-  const int64_t length = n + hop * (T - 1);
+  const int64_t full = n + hop * (T - 1);
   Tensor out = Tensor::empty({B, length}, spec.dtype(), spec.device());
   const std::vector<double> inv_n = bin_weights(n, 1.0 / static_cast<double>(n), 1.0 / static_cast<double>(n));
-  k_overlap_add.get(spec.device())(out, spec.detach().contiguous(), window, hop, inv_n.data());
+  k_overlap_add.get(spec.device())(out, spec.detach().contiguous(), window, hop, inv_n.data(), envelope, offset);
   if (needs_grad({spec})) {
     record("istft", {spec}, {out}, [=](const Grads& g) -> Grads {
+      // Back to the untrimmed signal: g * envelope at [offset, offset + kept), zeros elsewhere.
+      const int64_t kept = std::max<int64_t>(0, std::min(length, full - offset));
+      const Tensor g_full = ops::pad(g[0].narrow(1, 0, kept) * envelope.narrow(0, offset, kept),
+                                     {offset, full - offset - kept});
       Tensor gs = Tensor::empty({B, n / 2 + 1, T, 2}, g[0].dtype(), g[0].device());
       const std::vector<double> c = bin_weights(n, 1.0 / static_cast<double>(n), 2.0 / static_cast<double>(n));
-      k_frames_rfft.get(gs.device())(gs, g[0].contiguous(), window, hop, c.data());
+      k_frames_rfft.get(gs.device())(gs, g_full.contiguous(), window, hop, c.data());
       return {gs};
     });
   }
@@ -200,18 +206,14 @@ Tensor istft(const Tensor& spec, const StftOptions& options, int64_t length) {
   const Tensor window = stft_window(options, spec.dtype()).to(spec.device());
   auto [lead, s2] = fold_leading(spec, 3);
   const int64_t frames = s2.size(2);
-  const Tensor y = overlap_add(s2, window, r.hop);
-  const int64_t full = y.size(1);
-
-  const Tensor inv_envelope = inverse_envelope(options, r, frames, spec.dtype()).to(spec.device());
+  const int64_t full = r.n_fft + r.hop * (frames - 1);
   const int64_t start = options.center ? r.n_fft / 2 : 0;
   const int64_t natural = full - 2 * start;
   const int64_t out_len = length < 0 ? natural : length;
   TSE_CHECK(natural >= 0 || length >= 0, "istft: ", frames, " frames of hop ", r.hop, " are too few for n_fft = ",
             r.n_fft, " with center; pass length");
-  const int64_t kept = std::max<int64_t>(0, std::min(out_len, full - start));
-  Tensor out = ops::mul(y, inv_envelope).narrow(1, start, kept);
-  if (kept < out_len) out = ops::pad(out, {0, out_len - kept});
+  const Tensor inv_envelope = inverse_envelope(options, r, frames, spec.dtype()).to(spec.device());
+  const Tensor out = overlap_add(s2, window, r.hop, inv_envelope, start, out_len);
   Shape out_sizes = lead;
   out_sizes.push_back(out_len);
   return out.reshape(out_sizes);

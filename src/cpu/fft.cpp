@@ -12,6 +12,7 @@
 #include <numbers>
 #include <optional>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "src/core/lru_cache.hpp"
@@ -433,46 +434,83 @@ void frames_rfft_impl(const Tensor& out, const Tensor& x, const Tensor& window, 
 
 template <typename T>
 void overlap_add_irfft_impl(const Tensor& out, const Tensor& spec, const Tensor& window, int64_t hop,
-                            const double* bin_scale) {
+                            const double* bin_scale, const Tensor& envelope, int64_t offset) {
   const int64_t B = spec.size(0), nbins = spec.size(1), T_ = spec.size(2), n = window.numel();
   const int64_t Lout = out.size(1);
   const T* sp = spec.data<T>();
   const T* w = window.data<T>();
+  const T* env = envelope.defined() ? envelope.data<T>() : nullptr;
   T* op = out.data<T>();
-  std::fill(op, op + out.numel(), T(0));
-  if (T_ == 0) return;
+  if (T_ == 0) {
+    std::fill(op, op + out.numel(), T(0));
+    return;
+  }
   std::vector<T> scale(static_cast<size_t>(nbins), T(1));
   if (bin_scale) std::copy(bin_scale, bin_scale + nbins, scale.begin());
   const std::vector<T> twiddles = pair_twiddles<T>(n, /*inverse=*/true);
 
-  // Blocks of frames overlap only their neighbours when a block spans at least n - hop samples
-  // (kFramesPerBlock * hop >= n - hop), so all even blocks, then all odd blocks, can be added
-  // in parallel without races. Smaller hops use proportionally longer blocks, in groups. (Unlike
-  // the STFT's writes, reading the spectrum 16 frames per bin at a time runs at memory speed:
-  // no tiles here.)
+  // Tasks of `span` frames overlap only their neighbours when a task spans at least n - hop
+  // samples (span * hop >= n - hop), so all even tasks, then all odd tasks, can add in parallel
+  // without races. Each task owns a zone of samples that is final once it has added its frames:
+  // an even task, the part of its frames' coverage that no odd neighbour reaches; an odd task,
+  // its whole coverage. The zones tile the signal, so every sample is zeroed just before its
+  // first frame lands and multiplied by the envelope once, while it is in cache. Positions are
+  // in the untrimmed signal (s); out holds s in [offset, offset + Lout), zero past the frames.
+  // (Unlike the STFT's writes, reading the spectrum 16 frames per bin at a time runs at memory
+  // speed: no tiles here.)
   const int64_t group = std::max<int64_t>(1, (n - hop + kFramesPerBlock * hop - 1) / (kFramesPerBlock * hop));
-  const int64_t span = group * kFramesPerBlock;  // frames per parallel task
-  const int64_t tasks_per_item = (T_ + span - 1) / span;
+  const int64_t span = group * kFramesPerBlock;
+  const int64_t tasks = (T_ + span - 1) / span;
+  const int64_t end = offset + Lout;                      // one past the last output sample
+  const int64_t full = n + hop * (T_ - 1);                // one past the last frame's sample
+  const auto frames_end = [&](int64_t q) { return std::min(T_, (q + 1) * span); };
+  const auto coverage_end = [&](int64_t q) { return (frames_end(q) - 1) * hop + n; };
+  const auto zone = [&](int64_t q) -> std::pair<int64_t, int64_t> {
+    const bool last = q + 1 == tasks;
+    if (q % 2 == 1) return {q * span * hop, last ? std::max(end, full) : coverage_end(q)};
+    return {q == 0 ? 0 : coverage_end(q - 1), last ? std::max(end, full) : (q + 1) * span * hop};
+  };
+  // Zero the output positions in [lo, hi) of item b.
+  const auto zero = [&](int64_t b, int64_t lo, int64_t hi) {
+    lo = std::max(lo, offset);
+    hi = std::min(hi, end);
+    if (hi > lo) std::fill(op + b * Lout + (lo - offset), op + b * Lout + (hi - offset), T(0));
+  };
   const int64_t grain = std::max<int64_t>(1, tse::detail::kParallelGrain / (span * n));
   for (int parity = 0; parity < 2; ++parity) {
-    const int64_t per_item = (tasks_per_item - parity + 1) / 2;
+    const int64_t per_item = (tasks - parity + 1) / 2;
     if (per_item <= 0) continue;
     tse::detail::parallel_for(0, B * per_item, grain, [&](int64_t i0, int64_t i1) {
       FrameFft<T> fft(n, twiddles);
       for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / per_item, task = (i % per_item) * 2 + parity;
-        const int64_t task_end = std::min(T_, (task + 1) * span);
-        for (int64_t t0 = task * span; t0 < task_end; t0 += kFramesPerBlock) {
-          const int64_t count = std::min(kFramesPerBlock, task_end - t0);
+        const int64_t b = i / per_item, q = (i % per_item) * 2 + parity;
+        const auto [zone_lo, zone_hi] = zone(q);
+        if (parity == 0) {
+          zero(b, q * span * hop, std::max(coverage_end(q), zone_hi));
+        } else {  // what the even neighbours did not cover
+          zero(b, coverage_end(q - 1), q + 1 == tasks ? zone_hi : (q + 1) * span * hop);
+        }
+        for (int64_t t0 = q * span; t0 < frames_end(q); t0 += kFramesPerBlock) {
+          const int64_t count = std::min(kFramesPerBlock, frames_end(q) - t0);
           // The block's half spectra, scaled, bins of a frame contiguous.
           transpose_pairs(sp + (b * nbins * T_ + t0) * 2, T_, fft.bins(), nbins, nbins, count, scale.data());
           fft.inverse(count);
           const T* fr = fft.frames();
           for (int64_t j = 0; j < count; ++j) {
-            T* __restrict dst = op + b * Lout + (t0 + j) * hop;
-            const T* __restrict src = fr + j * n;
-            for (int64_t m = 0; m < n; ++m) dst[m] += src[m] * w[m];
+            const int64_t s0 = (t0 + j) * hop;  // the frame's first sample
+            const int64_t m0 = std::max<int64_t>(0, offset - s0), m1 = std::min(n, end - s0);
+            if (m1 <= m0) continue;
+            T* __restrict dst = op + b * Lout + (s0 + m0 - offset);
+            const T* __restrict src = fr + j * n + m0;
+            const T* __restrict wm = w + m0;
+            for (int64_t m = 0; m < m1 - m0; ++m) dst[m] += src[m] * wm[m];
           }
+        }
+        if (env) {
+          const int64_t lo = std::max(zone_lo, offset), hi = std::min({zone_hi, end, full});
+          T* __restrict dst = op + b * Lout + (lo - offset);
+          const T* __restrict e = env + lo;
+          for (int64_t s = 0; s < hi - lo; ++s) dst[s] *= e[s];
         }
       }
     });
@@ -509,10 +547,11 @@ void frames_rfft(const Tensor& out, const Tensor& x, const Tensor& window, int64
 }
 
 void overlap_add_irfft(const Tensor& out, const Tensor& spec, const Tensor& window, int64_t hop,
-                       const double* bin_scale) {
+                       const double* bin_scale, const Tensor& envelope, int64_t offset) {
   if (out.numel() == 0) return;
-  dispatch_floating(out.dtype(), "istft",
-                    [&]<typename T>() { overlap_add_irfft_impl<T>(out, spec, window, hop, bin_scale); });
+  dispatch_floating(out.dtype(), "istft", [&]<typename T>() {
+    overlap_add_irfft_impl<T>(out, spec, window, hop, bin_scale, envelope, offset);
+  });
 }
 
 }  // namespace tse::cpu::fft

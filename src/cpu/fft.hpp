@@ -28,13 +28,14 @@ TSE_API void set_plan_cache_capacity(size_t capacity);
 /// x, window (n) and bin_scale (F) are contiguous and of out's dtype; x holds the T frames.
 void frames_rfft(const Tensor& out, const Tensor& x, const Tensor& window, int64_t hop, const double* bin_scale);
 
-/// out (B, Lout) = overlap-add over frames t of window * irfft_unnormalised(spec[b, :, t] *
+/// y (B, n + hop*(T-1)) = overlap-add over frames t of window * irfft_unnormalised(spec[b, :, t] *
 /// bin_scale) placed at t*hop, where irfft_unnormalised(Y)[m] = sum over the full Hermitian
 /// spectrum of Y[k] e^{+2 pi i k m / n} (no 1/n) and the imaginary parts of the DC and Nyquist
-/// bins are ignored (as every real inverse FFT does). spec (B, F, T, 2) is contiguous;
-/// Lout >= n + hop*(T-1) (samples past the last frame are zero).
+/// bins are ignored (as every real inverse FFT does); then out (B, Lout)[b, i] = y[b, offset + i]
+/// * envelope[offset + i] (envelope undefined: 1; of y's length and out's dtype), zero past the
+/// last frame. spec (B, F, T, 2) and envelope are contiguous; offset >= 0.
 void overlap_add_irfft(const Tensor& out, const Tensor& spec, const Tensor& window, int64_t hop,
-                       const double* bin_scale);
+                       const double* bin_scale, const Tensor& envelope = Tensor(), int64_t offset = 0);
 
 /// Unnormalised real FFTs of howmany contiguous rows of n samples of dtype (f32 or f64): out
 /// holds howmany rows of n / 2 + 1 interleaved (re, im). Both buffers come from our allocator
