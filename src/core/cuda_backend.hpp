@@ -8,6 +8,9 @@ namespace tse::cuda {
 int device_count();  // 0 without GPU or driver; never throws
 void* allocate(size_t nbytes, int device);
 void deallocate(void* ptr, size_t nbytes, int device) noexcept;
+/// Bytes in the device's allocator cache; empty_cache() returns every device's cache.
+size_t cached_bytes(int device);
+void empty_cache();
 void copy_host_to_device(void* dst, const void* src, size_t nbytes, int device);
 void copy_device_to_host(void* dst, const void* src, size_t nbytes, int device);
 void copy_device_to_device(void* dst, const void* src, size_t nbytes, int device);

@@ -9,6 +9,8 @@ namespace {
 int device_count() { return 0; }
 void* allocate(size_t, int) { no_cuda(); }
 void deallocate(void*, size_t, int) noexcept {}
+size_t cached_bytes(int) { no_cuda(); }
+void empty_cache() {}
 void copy_host_to_device(void*, const void*, size_t, int) { no_cuda(); }
 void copy_device_to_host(void*, const void*, size_t, int) { no_cuda(); }
 void copy_device_to_device(void*, const void*, size_t, int) { no_cuda(); }

@@ -43,3 +43,19 @@ TEST_CASE("cuda: gradients flow through device copies") {
   const auto xv = values(x);
   for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(2 * xv[i]));
 }
+
+TEST_CASE("cuda: device blocks are cached and reused, and empty_cache returns them") {
+  TSE_REQUIRE_GPU();
+  void* first;
+  {
+    Tensor a = ops::zeros({1 << 20}, DType::f32, Device::cuda(0));
+    first = a.data_ptr();
+  }
+  CHECK(memory::cuda_cached_bytes(0) >= (size_t{4} << 20));
+  Tensor b = ops::zeros({1 << 20}, DType::f32, Device::cuda(0));
+  CHECK(b.data_ptr() == first);  // no cudaMalloc in steady state
+  b = Tensor();
+  memory::empty_cache();
+  CHECK(memory::cuda_cached_bytes(0) == 0);
+  CHECK_THROWS_AS(memory::cuda_cached_bytes(cuda_device_count()), ValueError);
+}

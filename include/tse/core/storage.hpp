@@ -46,8 +46,11 @@ class TSE_API Storage {
 };
 
 namespace memory {
-/// Bytes held in the CPU allocator's free lists; empty_cache() returns them to the system.
+/// Bytes held in the CPU allocator's free lists.
 TSE_API size_t cpu_cached_bytes();
+/// Bytes held in CUDA device `device`'s allocator cache (ValueError without that device).
+TSE_API size_t cuda_cached_bytes(int device = 0);
+/// Returns the cached blocks of the CPU allocator and of every CUDA device to the system.
 TSE_API void empty_cache();
 /// Caching can be disabled (e.g. under AddressSanitizer) with TSE_CPU_ALLOCATOR_CACHE=0.
 TSE_API bool cpu_cache_enabled();
