@@ -206,7 +206,12 @@ void bind_core(py::module_& m) {
   m.def("_cuda_device_count", &cuda_device_count);
   m.def("_cuda_is_available", &cuda_is_available);
   m.def("_cpu_cached_bytes", &memory::cpu_cached_bytes, "Bytes held in the CPU allocator's free lists.");
-  m.def("_empty_cache", &memory::empty_cache, "Returns the CPU allocator's cached blocks to the system.");
+  m.def("_empty_cache", &memory::empty_cache,
+        "Returns the cached blocks of the CPU allocator and of every CUDA device to the system.");
+  m.def("_cuda_cached_bytes", &memory::cuda_cached_bytes, py::arg("device") = 0,
+        "Bytes held in a CUDA device's allocator cache.");
+  m.def("_cuda_set_allow_tf32", &set_cuda_allow_tf32, py::arg("on"));
+  m.def("_cuda_allow_tf32", &cuda_allow_tf32);
 
   py::class_<GeneratorState>(m, "GeneratorState", "The default generator's (seed, offset) state.")
       .def(py::init<>())

@@ -3,6 +3,8 @@
 // src/cuda/runtime.cu when TSE_WITH_CUDA, else by stubs that throw a clear error.
 #include <cstddef>
 
+#include "tse/export.hpp"
+
 namespace tse::cuda {
 
 int device_count();  // 0 without GPU or driver; never throws
@@ -15,6 +17,6 @@ void copy_host_to_device(void* dst, const void* src, size_t nbytes, int device);
 void copy_device_to_host(void* dst, const void* src, size_t nbytes, int device);
 void copy_device_to_device(void* dst, const void* src, size_t nbytes, int device);
 /// Number of device-to-host copies made so far (tests check models make none mid-forward).
-size_t device_to_host_copies();
+TSE_API size_t device_to_host_copies();
 
 }  // namespace tse::cuda

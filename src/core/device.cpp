@@ -1,5 +1,7 @@
 #include "tse/core/device.hpp"
 
+#include <atomic>
+
 #include "src/core/cuda_backend.hpp"
 #include "tse/core/error.hpp"
 
@@ -27,5 +29,12 @@ bool cuda_built() {
 
 int cuda_device_count() { return cuda::device_count(); }
 bool cuda_is_available() { return cuda_device_count() > 0; }
+
+namespace {
+std::atomic<bool> g_allow_tf32{false};
+}  // namespace
+
+void set_cuda_allow_tf32(bool on) { g_allow_tf32.store(on); }
+bool cuda_allow_tf32() { return g_allow_tf32.load(); }
 
 }  // namespace tse

@@ -13,6 +13,7 @@
 #include <limits>
 #include <numbers>
 
+#include "src/core/bf16_bits.hpp"
 #include "src/cpu/dtype_dispatch.hpp"
 #include "src/cpu/loops.hpp"
 #include "src/cpu/vec_math.hpp"
@@ -464,17 +465,8 @@ void fill(const Tensor& out, double value) {
 
 namespace {
 
-uint16_t bf16_bits_daz(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7f800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);           // zero or denormal
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: quiet
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 void round_bf16_plain(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16_bits_daz(x[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = detail::bf16_bits_daz(x[i]);
 }
 
 // vcvtne2ps2bf16 rounds to nearest even, quiets NaNs and treats denormal inputs as zero: the

@@ -45,4 +45,11 @@ TSE_API bool bf16_gemm_native();
 TSE_API void force_bf16_gemm_emulation(bool on);
 }  // namespace cpu
 
+namespace cuda {
+using namespace detail;
+/// cuBLAS GEMMs (src/cuda/matmul.cu): f32 (TF32 only under set_cuda_allow_tf32), f64, and bf16
+/// operands with an f32 out.
+MatmulFn matmul;
+}  // namespace cuda
+
 }  // namespace tse

@@ -1,8 +1,12 @@
 // CUDA elementwise kernels. This first step covers what the core needs to prove the GPU path:
-// contiguous fill and same-dtype copy, and broadcasting-free float32/float64 add/sub/mul/div.
+// contiguous fill, copies (same dtype, and the f32 <-> bf16 / f64 casts autocast and .to() use),
+// and broadcasting-free float32/float64 add/sub/mul/div.
 // Every other case throws NotImplementedError naming the op; the CUDA backend issue fills them in.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
+#include "src/core/bf16_bits.hpp"
 #include "src/cpu/elementwise.hpp"
 #include "src/cuda/cuda_check.hpp"
 
@@ -24,6 +28,18 @@ __global__ void fill_kernel(T* out, T v, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x)
     out[i] = v;
 }
+
+template <typename To, typename From, typename F>
+__global__ void convert_kernel(To* out, const From* in, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x)
+    out[i] = f(in[i]);
+}
+
+// The same bits as the CPU's casts (src/core/bf16_bits.hpp), so autocast rounds alike on both.
+struct ToBf16 { __device__ uint16_t operator()(float x) const { return detail::bf16_bits_daz(x); } };
+struct FromBf16 { __device__ float operator()(uint16_t b) const { return detail::bf16_bits_to_float(b); } };
+struct Widen { __device__ double operator()(float x) const { return x; } };
+struct Narrow { __device__ float operator()(double x) const { return static_cast<float>(x); } };
 
 template <typename T> struct Add { T alpha; __device__ T operator()(T x, T y) const { return x + alpha * y; } };
 template <typename T> struct Sub { T alpha; __device__ T operator()(T x, T y) const { return x - alpha * y; } };
@@ -69,11 +85,34 @@ void unary(Unary, const Tensor&, const Tensor&, UnaryParams) {
 }
 
 void copy(const Tensor& out, const Tensor& src) {
-  if (!(out.is_contiguous() && src.is_contiguous() && out.sizes() == src.sizes() && out.dtype() == src.dtype()))
-    throw NotImplementedError("cuda copy: only contiguous same-dtype copies are supported on CUDA yet");
+  if (!(out.is_contiguous() && src.is_contiguous() && out.sizes() == src.sizes()))
+    throw NotImplementedError("cuda copy: only contiguous copies are supported on CUDA yet");
   TSE_CUDA_CHECK(cudaSetDevice(out.device().index));
-  TSE_CUDA_CHECK(cudaMemcpy(out.data_ptr(), src.data_ptr(), static_cast<size_t>(out.numel()) * out.itemsize(),
-                            cudaMemcpyDeviceToDevice));
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  if (out.dtype() == src.dtype()) {
+    TSE_CUDA_CHECK(cudaMemcpyAsync(out.data_ptr(), src.data_ptr(), static_cast<size_t>(n) * out.itemsize(),
+                                   cudaMemcpyDeviceToDevice));
+    return;
+  }
+  const DType from = src.dtype(), to = out.dtype();
+  const int g = blocks_for(n);
+  if (from == DType::f32 && to == DType::bf16) {
+    convert_kernel<<<g, kThreads>>>(static_cast<uint16_t*>(out.data_ptr()), static_cast<const float*>(src.data_ptr()),
+                                    n, ToBf16{});
+  } else if (from == DType::bf16 && to == DType::f32) {
+    convert_kernel<<<g, kThreads>>>(static_cast<float*>(out.data_ptr()), static_cast<const uint16_t*>(src.data_ptr()),
+                                    n, FromBf16{});
+  } else if (from == DType::f32 && to == DType::f64) {
+    convert_kernel<<<g, kThreads>>>(static_cast<double*>(out.data_ptr()), static_cast<const float*>(src.data_ptr()),
+                                    n, Widen{});
+  } else if (from == DType::f64 && to == DType::f32) {
+    convert_kernel<<<g, kThreads>>>(static_cast<float*>(out.data_ptr()), static_cast<const double*>(src.data_ptr()),
+                                    n, Narrow{});
+  } else {
+    throw NotImplementedError(detail::str_cat("cuda copy: ", from, " -> ", to, " is not supported on CUDA yet"));
+  }
+  TSE_CUDA_CHECK(cudaGetLastError());
 }
 
 void fill(const Tensor& out, double value) {

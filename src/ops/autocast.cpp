@@ -60,7 +60,11 @@ void set_dtype(DType dtype) {
   t_autocast_dtype = dtype;
 }
 
-bool native_bf16(Device device) { return device.is_cpu() && cpu::bf16_gemm_native(); }
+bool native_bf16(Device device) {
+  // CUDA: cuBLAS's bf16 GEMMs run on the tensor cores of every GPU our sm_90 build runs on.
+  if (!device.is_cpu()) return device.index >= 0 && device.index < cuda_device_count();
+  return cpu::bf16_gemm_native();
+}
 
 size_t cached_bytes() {
   std::lock_guard<std::mutex> lock(g_mutex);

@@ -32,7 +32,7 @@ using tse::detail::KernelTable;
 
 namespace {
 
-const KernelTable<tse::detail::MatmulFn> k_matmul{"matmul", &cpu::matmul, nullptr};
+const KernelTable<tse::detail::MatmulFn> k_matmul{"matmul", &cpu::matmul, TSE_CUDA_KERNEL(cuda::matmul)};
 
 /// A view of t's storage with the given sizes and strides, outside autograd.
 Tensor restride(const Tensor& t, const Shape& sizes, const Shape& strides) {

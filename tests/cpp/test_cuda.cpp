@@ -1,5 +1,8 @@
 // The CUDA path: device copies and the first kernels. Skipped (counted as skipped by CTest)
 // when no GPU is visible; without TSE_WITH_CUDA it checks the clear error instead.
+#include <cmath>
+
+#include "src/core/cuda_backend.hpp"
 #include "tests/cpp/gradcheck.hpp"
 
 using namespace tse;
@@ -58,4 +61,81 @@ TEST_CASE("cuda: device blocks are cached and reused, and empty_cache returns th
   memory::empty_cache();
   CHECK(memory::cuda_cached_bytes(0) == 0);
   CHECK_THROWS_AS(memory::cuda_cached_bytes(cuda_device_count()), ValueError);
+}
+
+namespace {
+
+/// ||got - want|| / ||want|| with got brought to the CPU in f64.
+double rel_err(const Tensor& got, const Tensor& want) {
+  const std::vector<double> g = values(got.to(Device::cpu())), w = values(want);
+  REQUIRE(g.size() == w.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    num += (g[i] - w[i]) * (g[i] - w[i]);
+    den += w[i] * w[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+Tensor gpu(const Tensor& t) { return t.to(Device::cuda(0)); }
+
+}  // namespace
+
+TEST_CASE("cuda matmul: cuBLAS GEMMs equal the CPU's at the layouts and batches the op layer passes") {
+  TSE_REQUIRE_GPU();
+  // f64 CPU references; f32 on the GPU within 1e-6 (no TF32), f64 within 1e-13.
+  const Tensor a = ops::randn({3, 4, 37, 64}, DType::f64), b = ops::randn({3, 4, 64, 29}, DType::f64);
+  const Tensor want = ops::matmul(a, b);
+  CHECK(rel_err(ops::matmul(gpu(a), gpu(b)), want) <= 1e-13);
+  CHECK(rel_err(ops::matmul(gpu(a.to(DType::f32)), gpu(b.to(DType::f32))), want) <= 1e-6);
+  // Broadcast batch (b without a batch of its own, and b broadcast over one dim only).
+  const Tensor w = ops::randn({64, 29}, DType::f64), wb = ops::randn({3, 1, 64, 29}, DType::f64);
+  CHECK(rel_err(ops::matmul(gpu(a), gpu(w)), ops::matmul(a, w)) <= 1e-13);
+  CHECK(rel_err(ops::matmul(gpu(a), gpu(wb)), ops::matmul(a, wb)) <= 1e-13);
+  // Transposed operands read in place, and a batch whose strides no single stride describes.
+  const Tensor at = a.transpose(2, 3).contiguous().transpose(2, 3), bt = b.transpose(0, 1).contiguous().transpose(0, 1);
+  CHECK(rel_err(ops::matmul(gpu(at), gpu(b)), want) <= 1e-13);
+  CHECK(rel_err(ops::matmul(gpu(a), gpu(bt).transpose(0, 1).contiguous().transpose(0, 1)), want) <= 1e-13);
+  // linear with bias, bmm, K = 0.
+  const Tensor x = ops::randn({2, 50, 64}, DType::f64), lw = ops::randn({40, 64}, DType::f64), lb = ops::randn({40}, DType::f64);
+  CHECK(rel_err(ops::linear(gpu(x), gpu(lw), gpu(lb)), ops::linear(x, lw, lb)) <= 1e-13);
+  CHECK(rel_err(ops::bmm(gpu(a.select(0, 0)), gpu(b.select(0, 0))), ops::bmm(a.select(0, 0), b.select(0, 0))) <= 1e-13);
+  const Tensor e = ops::matmul(gpu(ops::randn({5, 0})), gpu(ops::randn({0, 7})));
+  CHECK(values(e.to(Device::cpu())) == std::vector<double>(35, 0.0));
+}
+
+TEST_CASE("cuda matmul: bf16 autocast and the TF32 option stay within their stated bounds") {
+  TSE_REQUIRE_GPU();
+  const Tensor a = ops::randn({256, 512}, DType::f64), b = ops::randn({512, 384}, DType::f64);
+  const Tensor want = ops::matmul(a, b);
+  const Tensor a32 = gpu(a.to(DType::f32)), b32 = gpu(b.to(DType::f32));
+  {
+    AutocastGuard bf16;
+    const Tensor got = ops::matmul(a32, b32);
+    CHECK(got.dtype() == DType::f32);
+    const double err = rel_err(got, want);
+    CHECK(err <= 1e-2);  // bf16 operands, f32 accumulation
+    CHECK(err >= 1e-4);  // and really bf16
+    // The same rounding as the CPU's autocast: equal up to the order of f32 accumulation.
+    CHECK(rel_err(got, ops::matmul(a.to(DType::f32), b.to(DType::f32)).to(DType::f64)) <= 1e-2);
+  }
+  CHECK(!cuda_allow_tf32());
+  set_cuda_allow_tf32(true);
+  const double tf32 = rel_err(ops::matmul(a32, b32), want);
+  set_cuda_allow_tf32(false);
+  CHECK(tf32 <= 3e-3);
+  CHECK(rel_err(ops::matmul(a32, b32), want) <= 1e-6);
+}
+
+TEST_CASE("cuda matmul: the backward of a 2-D product runs on the GPU and matches the CPU") {
+  TSE_REQUIRE_GPU();
+  const Tensor a = ops::randn({33, 20}, DType::f64), b = ops::randn({20, 17}, DType::f64);
+  Tensor ga = gpu(a).requires_grad_(), gb = gpu(b).requires_grad_();
+  const Tensor g = ops::randn({33, 17}, DType::f64);
+  const auto grads = autograd::grad({ops::matmul(ga, gb)}, {ga, gb}, {gpu(g)});
+  CHECK(rel_err(grads[0], ops::matmul(g, b.transpose(0, 1))) <= 1e-13);
+  CHECK(rel_err(grads[1], ops::matmul(a.transpose(0, 1), g)) <= 1e-13);
+  const size_t before = cuda::device_to_host_copies();
+  (void)ops::matmul(gpu(a), gpu(b));
+  CHECK(cuda::device_to_host_copies() == before);  // no host round trip inside the op
 }

@@ -45,6 +45,19 @@ def test_devices():
     assert isinstance(tse.cuda.is_available(), bool) and tse.cuda.device_count() >= 0
 
 
+def test_cuda_settings_work_without_a_gpu():
+    assert tse.cuda.allow_tf32() is False  # off by default
+    tse.cuda.set_allow_tf32(True)
+    try:
+        assert tse.cuda.allow_tf32() is True
+    finally:
+        tse.cuda.set_allow_tf32(False)
+    tse.cuda.empty_cache()
+    if not tse.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            tse.cuda.memory_cached(0)
+
+
 @pytest.mark.skipif(not tse.cuda.is_available(), reason="needs a GPU")
 def test_cuda_round_trip():
     x = tse.arange(6.0).reshape(2, 3)
@@ -56,6 +69,15 @@ def test_cuda_round_trip():
     np.testing.assert_array_equal(g.cpu().numpy(), x.numpy())
     np.testing.assert_array_equal(g.cuda(0).to("cpu").numpy(), x.numpy())
     assert g.__dlpack_device__() == (2, 0)
+
+
+@pytest.mark.skipif(not tse.cuda.is_available(), reason="needs a GPU")
+def test_cuda_matmul_matches_numpy():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((64, 48)), rng.standard_normal((48, 32))
+    got = (tse.from_numpy(a).to("cuda") @ tse.from_numpy(b).to("cuda")).cpu().numpy()
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+    assert tse.cuda.memory_cached(0) >= 0
 
 
 def test_to_and_casts():

@@ -37,8 +37,8 @@ inline bool is_enabled() { return dtype() != DType::f32; }
 /// Sets this thread's mode: DType::bf16 (on) or DType::f32 (off); ValueError for anything else
 /// (f16 autocast is a GPU feature; CPU has no f16 GEMM). AutocastGuard is the scoped form.
 TSE_API void set_dtype(DType dtype);
-/// Whether device runs bf16 GEMMs natively (CPU: oneDNN reports AVX512_BF16 or AMX); false means
-/// autocast is emulated there (same rounding, f32 speed).
+/// Whether device runs bf16 GEMMs natively (CPU: oneDNN reports AVX512_BF16 or AMX; CUDA: any
+/// visible GPU, through cuBLAS); false means autocast is emulated there (same rounding, f32 speed).
 TSE_API bool native_bf16(Device device = Device::cpu());
 /// Bytes held by cached bf16 copies of weights.
 TSE_API size_t cached_bytes();

@@ -30,4 +30,10 @@ TSE_API bool cuda_built();
 TSE_API int cuda_device_count();
 TSE_API bool cuda_is_available();
 
+/// Whether CUDA float32 GEMMs may round their operands to TF32 on the tensor cores (about 1e-3
+/// relative error instead of float32's 1e-6). Off by default, like PyTorch's
+/// torch.backends.cuda.matmul.allow_tf32; bf16 autocast is the faster, stated-precision route.
+TSE_API void set_cuda_allow_tf32(bool on);
+TSE_API bool cuda_allow_tf32();
+
 }  // namespace tse
