@@ -1,7 +1,9 @@
 #pragma once
-// autocast's f32 -> bf16 rounding as bits, shared by the CPU and CUDA kernels so that a tensor
-// cast on either device holds the same values: round to nearest even, NaN stays NaN (quiet),
-// zeros and denormals become signed zeros (how the CPU GEMMs' flush-to-zero mode reads them).
+// f32 -> bf16 rounding as bits, for kernels on either device (tse::BFloat16 is host-only):
+//  - bf16_bits_rne: tse::BFloat16(float)'s rule, what .to(bfloat16) does on every device: round
+//    to nearest even, NaN stays a quiet NaN (test_autocast checks the two agree);
+//  - bf16_bits_daz: autocast's CPU operand rounding, the same except that denormals become signed
+//    zeros (how the CPU GEMMs' flush-to-zero mode reads them anyway).
 #include <cstdint>
 #include <cstring>
 
@@ -12,6 +14,14 @@
 #endif
 
 namespace tse::detail {
+
+TSE_HOST_DEVICE inline uint16_t bf16_bits_rne(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN: quiet
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
 
 TSE_HOST_DEVICE inline uint16_t bf16_bits_daz(float f) {
   uint32_t u;

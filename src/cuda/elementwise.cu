@@ -35,8 +35,9 @@ __global__ void convert_kernel(To* out, const From* in, int64_t n, F f) {
     out[i] = f(in[i]);
 }
 
-// The same bits as the CPU's casts (src/core/bf16_bits.hpp), so autocast rounds alike on both.
-struct ToBf16 { __device__ uint16_t operator()(float x) const { return detail::bf16_bits_daz(x); } };
+// The same bits as the CPU's conversions (src/core/bf16_bits.hpp). (Autocast's CPU casts also
+// flush denormals, which its GEMMs read as zero; cuBLAS reads bf16 denormals as they are.)
+struct ToBf16 { __device__ uint16_t operator()(float x) const { return detail::bf16_bits_rne(x); } };
 struct FromBf16 { __device__ float operator()(uint16_t b) const { return detail::bf16_bits_to_float(b); } };
 struct Widen { __device__ double operator()(float x) const { return x; } };
 struct Narrow { __device__ float operator()(double x) const { return static_cast<float>(x); } };

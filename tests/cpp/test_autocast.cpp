@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "src/core/bf16_bits.hpp"
 #include "src/cpu/elementwise.hpp"
 #include "src/cpu/matmul.hpp"
 #include "tests/cpp/onednn_check.hpp"
@@ -120,6 +121,16 @@ TEST_CASE("autocast: operands round to nearest even, NaN stays NaN, denormals be
     }
   }
   CHECK(wrong == 0);
+  // The device kernels' spellings (src/core/bf16_bits.hpp): DAZ is round_to_bf16's rule, RNE is
+  // tse::BFloat16's (.to(bfloat16) on every device).
+  size_t daz_wrong = 0, rne_wrong = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    daz_wrong += detail::bf16_bits_daz(values[i]) != expect(values[i]);
+    rne_wrong += detail::bf16_bits_rne(values[i]) != BFloat16(values[i]).bits;
+    CHECK(std::isnan(detail::bf16_bits_to_float(BFloat16(values[i]).bits)) == std::isnan(values[i]));
+  }
+  CHECK(daz_wrong == 0);
+  CHECK(rne_wrong == 0);
 }
 
 TEST_CASE("autocast: matmul, bmm and linear are the f64 products of bf16-rounded operands, native and emulated") {
