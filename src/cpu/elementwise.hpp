@@ -56,7 +56,9 @@ void round_to_bf16(const float* x, BFloat16* y, int64_t n);
 namespace cuda {
 using namespace detail;
 UnaryFn unary;
+UnaryBackwardFn unary_backward;
 BinaryFn binary;
+WhereFn where;
 CopyFn copy;
 FillFn fill;
 }  // namespace cuda

@@ -28,9 +28,10 @@ using tse::detail::UnaryParams;
 namespace {
 
 const KernelTable<tse::detail::UnaryFn> k_unary{"unary", &cpu::unary, TSE_CUDA_KERNEL(cuda::unary)};
-const KernelTable<tse::detail::UnaryBackwardFn> k_unary_backward{"unary_backward", &cpu::unary_backward, nullptr};
+const KernelTable<tse::detail::UnaryBackwardFn> k_unary_backward{"unary_backward", &cpu::unary_backward,
+                                                                  TSE_CUDA_KERNEL(cuda::unary_backward)};
 const KernelTable<tse::detail::BinaryFn> k_binary{"binary", &cpu::binary, TSE_CUDA_KERNEL(cuda::binary)};
-const KernelTable<tse::detail::WhereFn> k_where{"where", &cpu::where, nullptr};
+const KernelTable<tse::detail::WhereFn> k_where{"where", &cpu::where, TSE_CUDA_KERNEL(cuda::where)};
 const KernelTable<tse::detail::CopyFn> k_copy{"copy", &cpu::copy, TSE_CUDA_KERNEL(cuda::copy)};
 const KernelTable<tse::detail::FillFn> k_fill{"fill", &cpu::fill, TSE_CUDA_KERNEL(cuda::fill)};
 

@@ -1,6 +1,9 @@
 // The CUDA path: device copies and the first kernels. Skipped (counted as skipped by CTest)
 // when no GPU is visible; without TSE_WITH_CUDA it checks the clear error instead.
 #include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "src/core/cuda_backend.hpp"
 #include "tests/cpp/gradcheck.hpp"
@@ -138,4 +141,87 @@ TEST_CASE("cuda matmul: the backward of a 2-D product runs on the GPU and matche
   const size_t before = cuda::device_to_host_copies();
   (void)ops::matmul(gpu(a), gpu(b));
   CHECK(cuda::device_to_host_copies() == before);  // no host round trip inside the op
+}
+
+TEST_CASE("cuda elementwise: every unary op and its backward equal the CPU's, on strided inputs") {
+  TSE_REQUIRE_GPU();
+  using UnaryOp = std::function<Tensor(const Tensor&)>;
+  const std::vector<std::pair<const char*, UnaryOp>> unary_ops = {
+      {"neg", [](const Tensor& x) { return ops::neg(x); }},
+      {"exp", [](const Tensor& x) { return ops::exp(x); }},
+      {"log", [](const Tensor& x) { return ops::log(ops::abs(x) + 0.1); }},
+      {"log10", [](const Tensor& x) { return ops::log10(ops::abs(x) + 0.1); }},
+      {"sqrt", [](const Tensor& x) { return ops::sqrt(ops::abs(x) + 0.1); }},
+      {"rsqrt", [](const Tensor& x) { return ops::rsqrt(ops::abs(x) + 0.1); }},
+      {"sin", [](const Tensor& x) { return ops::sin(x); }},
+      {"cos", [](const Tensor& x) { return ops::cos(x); }},
+      {"relu", [](const Tensor& x) { return ops::relu(x); }},
+      {"leaky_relu", [](const Tensor& x) { return ops::leaky_relu(x, 0.2); }},
+      {"gelu", [](const Tensor& x) { return ops::gelu(x); }},
+      {"gelu_tanh", [](const Tensor& x) { return ops::gelu(x, "tanh"); }},
+      {"silu", [](const Tensor& x) { return ops::silu(x); }},
+      {"sigmoid", [](const Tensor& x) { return ops::sigmoid(x); }},
+      {"tanh", [](const Tensor& x) { return ops::tanh(x); }},
+      {"softplus", [](const Tensor& x) { return ops::softplus(x, 2.0, 3.0); }},
+      {"pow", [](const Tensor& x) { return ops::pow(ops::abs(x) + 0.1, 1.7); }},
+      {"clamp", [](const Tensor& x) { return ops::clamp(x, -0.5, 0.7); }},
+  };
+  const Tensor base = ops::randn({40, 30}, DType::f64) * 2.0;
+  const Tensor g = ops::randn({30, 40}, DType::f64);
+  for (const auto& [name, f] : unary_ops) {
+    INFO(name);
+    // A transposed view: the kernels index strided inputs.
+    const Tensor x = base.transpose(0, 1);
+    Tensor xc = x.detach().requires_grad_(), xg = gpu(base).transpose(0, 1).detach().requires_grad_();
+    const Tensor yc = f(xc), yg = f(xg);
+    CHECK(rel_err(yg, yc) <= 1e-13);
+    const Tensor gc = autograd::grad({yc}, {xc}, {g})[0], gg = autograd::grad({yg}, {xg}, {gpu(g)})[0];
+    CHECK(rel_err(gg, gc) <= 1e-12);
+    const Tensor y32 = f(gpu(x.to(DType::f32)));
+    CHECK(rel_err(y32, yc) <= 1e-6);
+  }
+}
+
+TEST_CASE("cuda elementwise: broadcasting binary ops, comparisons, where, casts and strided fills") {
+  TSE_REQUIRE_GPU();
+  const Tensor a = ops::randn({4, 1, 6}, DType::f64), b = ops::randn({5, 1}, DType::f64);
+  for (auto f : {+[](const Tensor& x, const Tensor& y) { return ops::add(x, y, 0.5); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::sub(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::mul(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::div(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::atan2(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::maximum(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::minimum(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::pow(ops::abs(x) + 0.5, y); }}) {
+    CHECK(rel_err(f(gpu(a), gpu(b)), f(a, b)) <= 1e-13);
+  }
+  for (auto f : {+[](const Tensor& x, const Tensor& y) { return ops::lt(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::ge(x, y); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::eq(x, x); },
+                 +[](const Tensor& x, const Tensor& y) { return ops::logical_and(ops::gt(x, y), ops::gt(y, 0.0)); }}) {
+    const Tensor c = f(a, b), gc = f(gpu(a), gpu(b));
+    CHECK(gc.dtype() == DType::b8);
+    CHECK(values(gc.to(Device::cpu())) == values(c));
+  }
+  const Tensor cond = ops::gt(a, 0.0);
+  CHECK(rel_err(ops::where(gpu(cond), gpu(a), gpu(b)), ops::where(cond, a, b)) <= 0);
+  // NaN through maximum and clamp, isnan / isfinite.
+  const Tensor nan = ops::full({3}, std::nan(""), DType::f32);
+  CHECK(values(ops::isnan(ops::maximum(gpu(nan), gpu(ops::zeros({3})))).to(Device::cpu())) ==
+        std::vector<double>(3, 1.0));
+  CHECK(values(ops::isfinite(ops::clamp(gpu(nan), 0, 1)).to(Device::cpu())) == std::vector<double>(3, 0.0));
+  // Casts between every pair of the CUDA dtypes, from a transposed view.
+  const Tensor src = (ops::randn({7, 9}, DType::f64) * 100.0).transpose(0, 1);
+  for (DType from : {DType::f32, DType::f64, DType::i32, DType::i64, DType::bf16})
+    for (DType to : {DType::f32, DType::f64, DType::i32, DType::i64, DType::bf16, DType::b8}) {
+      INFO(from, " -> ", to);
+      const Tensor s = src.to(from);
+      CHECK(values(gpu(s).to(to).to(Device::cpu())) == values(s.to(to)));
+    }
+  // A strided fill: every other column of a matrix.
+  Tensor m = gpu(ops::zeros({4, 6}));
+  m.narrow(1, 0, 3).fill_(2.5);
+  const std::vector<double> mv = values(m.to(Device::cpu()));
+  for (int64_t i = 0; i < 4; ++i)
+    for (int64_t j = 0; j < 6; ++j) CHECK(mv[static_cast<size_t>(i * 6 + j)] == (j < 3 ? 2.5 : 0.0));
 }
