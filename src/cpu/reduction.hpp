@@ -28,4 +28,12 @@ detail::ExtremeFn extreme;
 detail::ArgExtremeFn arg_extreme;
 detail::LogSumExpFn logsumexp;
 }  // namespace cpu
+
+namespace cuda {
+detail::SumFn sum;
+detail::NormFn norm;
+detail::ExtremeFn extreme;
+detail::ArgExtremeFn arg_extreme;
+detail::LogSumExpFn logsumexp;
+}  // namespace cuda
 }  // namespace tse

@@ -52,11 +52,11 @@ Tensor expand_back(const Tensor& g, const ReduceDims& r, const Shape& in_sizes) 
 }  // namespace detail
 
 namespace {
-const tse::detail::KernelTable<tse::detail::SumFn> k_sum{"sum", &cpu::sum, nullptr};
-const tse::detail::KernelTable<tse::detail::NormFn> k_norm{"norm", &cpu::norm, nullptr};
-const tse::detail::KernelTable<tse::detail::ExtremeFn> k_extreme{"amax", &cpu::extreme, nullptr};
-const tse::detail::KernelTable<tse::detail::ArgExtremeFn> k_arg_extreme{"max", &cpu::arg_extreme, nullptr};
-const tse::detail::KernelTable<tse::detail::LogSumExpFn> k_logsumexp{"logsumexp", &cpu::logsumexp, nullptr};
+const tse::detail::KernelTable<tse::detail::SumFn> k_sum{"sum", &cpu::sum, TSE_CUDA_KERNEL(cuda::sum)};
+const tse::detail::KernelTable<tse::detail::NormFn> k_norm{"norm", &cpu::norm, TSE_CUDA_KERNEL(cuda::norm)};
+const tse::detail::KernelTable<tse::detail::ExtremeFn> k_extreme{"amax", &cpu::extreme, TSE_CUDA_KERNEL(cuda::extreme)};
+const tse::detail::KernelTable<tse::detail::ArgExtremeFn> k_arg_extreme{"max", &cpu::arg_extreme, TSE_CUDA_KERNEL(cuda::arg_extreme)};
+const tse::detail::KernelTable<tse::detail::LogSumExpFn> k_logsumexp{"logsumexp", &cpu::logsumexp, TSE_CUDA_KERNEL(cuda::logsumexp)};
 
 /// The wrapped reduced dims of r, ascending.
 Shape reduced_dim_list(const detail::ReduceDims& r) {

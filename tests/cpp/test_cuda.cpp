@@ -225,3 +225,33 @@ TEST_CASE("cuda elementwise: broadcasting binary ops, comparisons, where, casts 
   for (int64_t i = 0; i < 4; ++i)
     for (int64_t j = 0; j < 6; ++j) CHECK(mv[static_cast<size_t>(i * 6 + j)] == (j < 3 ? 2.5 : 0.0));
 }
+
+TEST_CASE("cuda reductions: sum, mean, norms, max / min, their arg forms and logsumexp equal the CPU's") {
+  TSE_REQUIRE_GPU();
+  const Tensor x = ops::randn({6, 70, 33}, DType::f64).transpose(1, 2);  // strided
+  const Tensor xg = gpu(x);
+  for (const Shape& dims : {Shape{}, Shape{0}, Shape{1}, Shape{2}, Shape{0, 2}, Shape{-1}}) {
+    INFO("dims size ", dims.size());
+    CHECK(rel_err(ops::sum(xg, dims), ops::sum(x, dims)) <= 1e-13);
+    CHECK(rel_err(ops::mean(xg, dims, true), ops::mean(x, dims, true)) <= 1e-13);
+    CHECK(rel_err(ops::norm(xg, 2.0, dims), ops::norm(x, 2.0, dims)) <= 1e-13);
+    CHECK(rel_err(ops::norm(xg, 1.0, dims), ops::norm(x, 1.0, dims)) <= 1e-13);
+    CHECK(rel_err(ops::norm(xg, 3.0, dims), ops::norm(x, 3.0, dims)) <= 1e-13);
+    CHECK(rel_err(ops::amax(xg, dims), ops::amax(x, dims)) <= 0);
+    CHECK(rel_err(ops::amin(xg, dims), ops::amin(x, dims)) <= 0);
+    if (!dims.empty()) CHECK(rel_err(ops::logsumexp(xg, dims), ops::logsumexp(x, dims)) <= 1e-13);
+  }
+  // f32 sums accumulate in double, as on the CPU.
+  const Tensor big = ops::rand({1 << 20}) + 1000.0;
+  CHECK(rel_err(ops::sum(gpu(big)), ops::sum(big.to(DType::f64))) <= 1e-7);
+  // arg forms: first index on ties, NaN wins; integer and bool sums count in int64.
+  const Tensor ties = ops::from_vector(std::vector<double>{1.0, 3.0, 3.0, 2.0, std::nan(""), 5.0, std::nan(""), 0.0}, Shape{2, 4});
+  CHECK(values(ops::argmax(gpu(ties), 1).to(Device::cpu())) == values(ops::argmax(ties, 1)));
+  CHECK(values(ops::argmax(gpu(x), 1).to(Device::cpu())) == values(ops::argmax(x, 1)));
+  const Tensor flags = ops::gt(x, 0.0);
+  CHECK(values(ops::sum(gpu(flags), {1}).to(Device::cpu())) == values(ops::sum(flags, {1})));
+  // The backward of a broadcast add reduces on the device too.
+  Tensor a = gpu(ops::randn({4, 5}, DType::f64)).requires_grad_(), b = gpu(ops::randn({5}, DType::f64)).requires_grad_();
+  const auto g = autograd::grad({ops::add(a, b)}, {b}, {gpu(ops::ones({4, 5}, DType::f64))});
+  CHECK(values(g[0].to(Device::cpu())) == std::vector<double>(5, 4.0));
+}
