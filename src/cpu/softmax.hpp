@@ -34,4 +34,11 @@ SoftmaxFn softmax;
 SoftmaxBackwardFn softmax_backward;
 }  // namespace cpu
 
+namespace cuda {
+using namespace detail;
+/// One block per row, f32 accumulated in double (src/cuda/softmax.cu).
+SoftmaxFn softmax;
+SoftmaxBackwardFn softmax_backward;
+}  // namespace cuda
+
 }  // namespace tse

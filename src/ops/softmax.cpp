@@ -22,9 +22,9 @@ using tse::detail::SoftmaxShape;
 
 namespace {
 
-const KernelTable<tse::detail::SoftmaxFn> k_softmax{"softmax", &cpu::softmax, nullptr};
+const KernelTable<tse::detail::SoftmaxFn> k_softmax{"softmax", &cpu::softmax, TSE_CUDA_KERNEL(cuda::softmax)};
 const KernelTable<tse::detail::SoftmaxBackwardFn> k_softmax_backward{"softmax_backward", &cpu::softmax_backward,
-                                                                     nullptr};
+                                                                     TSE_CUDA_KERNEL(cuda::softmax_backward)};
 
 /// x's sizes as (outer, axis, inner) around dim d (a 0-D x is a one-element row).
 SoftmaxShape shape_around(const Shape& sizes, int64_t d, bool log) {

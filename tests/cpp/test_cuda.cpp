@@ -255,3 +255,20 @@ TEST_CASE("cuda reductions: sum, mean, norms, max / min, their arg forms and log
   const auto g = autograd::grad({ops::add(a, b)}, {b}, {gpu(ops::ones({4, 5}, DType::f64))});
   CHECK(values(g[0].to(Device::cpu())) == std::vector<double>(5, 4.0));
 }
+
+TEST_CASE("cuda softmax: softmax and log_softmax along any dim, forward and backward, equal the CPU's") {
+  TSE_REQUIRE_GPU();
+  const Tensor x = ops::randn({3, 300, 7}, DType::f64) * 4.0;
+  for (int64_t dim : {0, 1, 2}) {
+    INFO("dim ", dim);
+    for (bool log : {false, true}) {
+      const auto f = [&](const Tensor& t) { return log ? ops::log_softmax(t, dim) : ops::softmax(t, dim); };
+      Tensor xc = x.detach().requires_grad_(), xg = gpu(x).detach().requires_grad_();
+      const Tensor yc = f(xc), yg = f(xg);
+      CHECK(rel_err(yg, yc) <= 1e-13);
+      const Tensor g = ops::randn(x.sizes(), DType::f64);
+      CHECK(rel_err(autograd::grad({yg}, {xg}, {gpu(g)})[0], autograd::grad({yc}, {xc}, {g})[0]) <= 1e-12);
+      CHECK(rel_err(f(gpu(x.to(DType::f32))), yc) <= 1e-6);
+    }
+  }
+}
