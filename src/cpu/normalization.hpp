@@ -59,4 +59,11 @@ BatchNormForwardFn batch_norm_forward;
 BatchNormBackwardFn batch_norm_backward;
 }  // namespace cpu
 
+namespace cuda {
+using namespace detail;
+/// One block per row, f32 accumulated in double (src/cuda/normalization.cu).
+LayerNormForwardFn layer_norm_forward;
+LayerNormBackwardFn layer_norm_backward;
+}  // namespace cuda
+
 }  // namespace tse

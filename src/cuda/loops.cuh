@@ -85,6 +85,37 @@ OffsetCalc<N> make_offsets(const Tensor& out, const std::array<const Tensor*, N 
   return c;
 }
 
+/// The block's max (NaN wins) / sum of v, the same on every thread; scratch holds blockDim.x
+/// values (a power of two). A fixed tree: the result does not depend on timing.
+template <typename A>
+__device__ inline A block_max(A v, A* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s /= 2) {
+    if (threadIdx.x < s) {
+      const A a = scratch[threadIdx.x], b = scratch[threadIdx.x + s];
+      scratch[threadIdx.x] = (a != a || b != b) ? (a != a ? a : b) : (a > b ? a : b);  // NaN wins
+    }
+    __syncthreads();
+  }
+  const A r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+template <typename A>
+__device__ inline A block_sum(A v, A* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s /= 2) {
+    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
+    __syncthreads();
+  }
+  const A r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
 /// Calls f.template operator()<T>() for dtype's C++ type among the CUDA element types
 /// (bf16 as its uint16_t bits); f16 and others: NotImplementedError naming op.
 template <typename F>

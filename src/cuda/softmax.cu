@@ -17,35 +17,6 @@ namespace {
 
 constexpr int kRowThreads = 256;
 
-template <typename A>
-__device__ A block_max(A v, A* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s) {
-      const A a = scratch[threadIdx.x], b = scratch[threadIdx.x + s];
-      scratch[threadIdx.x] = (a != a || b != b) ? (a != a ? a : b) : (a > b ? a : b);  // NaN wins
-    }
-    __syncthreads();
-  }
-  const A r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
-template <typename A>
-__device__ A block_sum(A v, A* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s /= 2) {
-    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
-    __syncthreads();
-  }
-  const A r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
 template <typename T>
 __global__ void softmax_kernel(T* out, const T* x, SoftmaxShape s) {
   using A = std::conditional_t<std::is_same_v<T, float>, double, T>;

@@ -31,9 +31,9 @@ using tse::detail::NormForward;
 namespace {
 
 const KernelTable<tse::detail::LayerNormForwardFn> k_layer_norm_forward{"layer_norm", &cpu::layer_norm_forward,
-                                                                        nullptr};
+                                                                        TSE_CUDA_KERNEL(cuda::layer_norm_forward)};
 const KernelTable<tse::detail::LayerNormBackwardFn> k_layer_norm_backward{"layer_norm", &cpu::layer_norm_backward,
-                                                                          nullptr};
+                                                                          TSE_CUDA_KERNEL(cuda::layer_norm_backward)};
 const KernelTable<tse::detail::GroupNormForwardFn> k_group_norm_forward{"group_norm", &cpu::group_norm_forward,
                                                                         nullptr};
 const KernelTable<tse::detail::GroupNormBackwardFn> k_group_norm_backward{"group_norm", &cpu::group_norm_backward,

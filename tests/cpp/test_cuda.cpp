@@ -272,3 +272,18 @@ TEST_CASE("cuda softmax: softmax and log_softmax along any dim, forward and back
     }
   }
 }
+
+TEST_CASE("cuda layer_norm: forward, dx, dweight and dbias equal the CPU's") {
+  TSE_REQUIRE_GPU();
+  const Tensor x = ops::randn({2, 50, 96}, DType::f64) * 3.0 + 1.5;
+  const Tensor w = ops::randn({96}, DType::f64), b = ops::randn({96}, DType::f64);
+  const Tensor g = ops::randn(x.sizes(), DType::f64);
+  Tensor xc = x.detach().requires_grad_(), wc = w.detach().requires_grad_(), bc = b.detach().requires_grad_();
+  Tensor xg = gpu(x).requires_grad_(), wg = gpu(w).requires_grad_(), bg = gpu(b).requires_grad_();
+  const Tensor yc = ops::layer_norm(xc, {96}, wc, bc, 1e-5), yg = ops::layer_norm(xg, {96}, wg, bg, 1e-5);
+  CHECK(rel_err(yg, yc) <= 1e-13);
+  const auto gc = autograd::grad({yc}, {xc, wc, bc}, {g});
+  const auto gg = autograd::grad({yg}, {xg, wg, bg}, {gpu(g)});
+  for (size_t i = 0; i < 3; ++i) CHECK(rel_err(gg[i], gc[i]) <= 1e-12);
+  CHECK(rel_err(ops::layer_norm(gpu(x.to(DType::f32)), {96}), ops::layer_norm(x, {96})) <= 1e-6);
+}
