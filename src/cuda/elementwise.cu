@@ -45,26 +45,42 @@ __device__ bool is_nan(T v) {
 template <typename T>
 __device__ T unary_op(Unary op, T x, T a, T b) {
   switch (op) {
-    case Unary::neg: return -x;
-    case Unary::exp: return exp(x);
-    case Unary::log: return log(x);
-    case Unary::log10: return log10(x);
-    case Unary::sqrt: return sqrt(x);
-    case Unary::rsqrt: return T(1) / sqrt(x);
-    case Unary::abs: return fabs(x);
-    case Unary::sin: return sin(x);
-    case Unary::cos: return cos(x);
-    case Unary::relu: return x > T(0) ? x : (x == x ? T(0) : x);
-    case Unary::leaky_relu: return x > T(0) ? x : x * a;
-    case Unary::gelu: return T(0.5) * x * erfc(-x * T(M_SQRT1_2));
+    case Unary::neg:
+      return -x;
+    case Unary::exp:
+      return exp(x);
+    case Unary::log:
+      return log(x);
+    case Unary::log10:
+      return log10(x);
+    case Unary::sqrt:
+      return sqrt(x);
+    case Unary::rsqrt:
+      return T(1) / sqrt(x);
+    case Unary::abs:
+      return fabs(x);
+    case Unary::sin:
+      return sin(x);
+    case Unary::cos:
+      return cos(x);
+    case Unary::relu:
+      return x > T(0) ? x : (x == x ? T(0) : x);
+    case Unary::leaky_relu:
+      return x > T(0) ? x : x * a;
+    case Unary::gelu:
+      return T(0.5) * x * erfc(-x * T(M_SQRT1_2));
     case Unary::gelu_tanh: {
       const T k = T(0.7978845608028654);  // sqrt(2 / pi)
       return T(0.5) * x * (T(1) + tanh(k * (x + T(0.044715) * x * x * x)));
     }
-    case Unary::silu: return x / (T(1) + exp(-x));
-    case Unary::sigmoid: return T(1) / (T(1) + exp(-x));
-    case Unary::tanh: return tanh(x);
-    case Unary::softplus: return x * a > b ? x : log1p(exp(fmin(x * a, b))) / a;  // a = beta, b = threshold
+    case Unary::silu:
+      return x / (T(1) + exp(-x));
+    case Unary::sigmoid:
+      return T(1) / (T(1) + exp(-x));
+    case Unary::tanh:
+      return tanh(x);
+    case Unary::softplus:
+      return x * a > b ? x : log1p(exp(fmin(x * a, b))) / a;  // a = beta, b = threshold
     case Unary::pow_scalar:
       if (a == T(2)) return x * x;
       if (a == T(1)) return x;
@@ -72,8 +88,10 @@ __device__ T unary_op(Unary op, T x, T a, T b) {
       if (a == T(-1)) return T(1) / x;
       if (a == T(3)) return x * x * x;
       return pow(x, a);
-    case Unary::clamp: return x != x ? x : fmin(fmax(x, a), b);
-    default: return x;  // logical ops take their own kernel
+    case Unary::clamp:
+      return x != x ? x : fmin(fmax(x, a), b);
+    default:
+      return x;  // logical ops take their own kernel
   }
 }
 
@@ -81,17 +99,28 @@ __device__ T unary_op(Unary op, T x, T a, T b) {
 template <typename T>
 __device__ T unary_backward_op(Unary op, T g, T s, T a, T b) {
   switch (op) {
-    case Unary::neg: return -g;
-    case Unary::exp: return g * s;
-    case Unary::log: return g / s;
-    case Unary::log10: return g * T(0.43429448190325176) / s;  // 1 / ln 10
-    case Unary::sqrt: return g / (T(2) * sqrt(s));
-    case Unary::rsqrt: return g * T(-0.5) / (s * sqrt(s));
-    case Unary::abs: return s > T(0) ? g : (s < T(0) ? -g : T(0));
-    case Unary::sin: return g * cos(s);
-    case Unary::cos: return -g * sin(s);
-    case Unary::relu: return s > T(0) ? g : T(0);
-    case Unary::leaky_relu: return s > T(0) ? g : g * a;
+    case Unary::neg:
+      return -g;
+    case Unary::exp:
+      return g * s;
+    case Unary::log:
+      return g / s;
+    case Unary::log10:
+      return g * T(0.43429448190325176) / s;  // 1 / ln 10
+    case Unary::sqrt:
+      return g / (T(2) * sqrt(s));
+    case Unary::rsqrt:
+      return g * T(-0.5) / (s * sqrt(s));
+    case Unary::abs:
+      return s > T(0) ? g : (s < T(0) ? -g : T(0));
+    case Unary::sin:
+      return g * cos(s);
+    case Unary::cos:
+      return -g * sin(s);
+    case Unary::relu:
+      return s > T(0) ? g : T(0);
+    case Unary::leaky_relu:
+      return s > T(0) ? g : g * a;
     case Unary::gelu: {
       const T cdf = T(0.5) * erfc(-s * T(M_SQRT1_2)), pdf = exp(T(-0.5) * s * s) * T(0.3989422804014327);
       return g * (cdf + s * pdf);
@@ -102,19 +131,24 @@ __device__ T unary_backward_op(Unary op, T g, T s, T a, T b) {
       const T dinner = k * (T(1) + T(3) * T(0.044715) * s * s);
       return g * (T(0.5) * (T(1) + th) + T(0.5) * s * (T(1) - th * th) * dinner);
     }
-    case Unary::sigmoid: return g * s * (T(1) - s);
+    case Unary::sigmoid:
+      return g * s * (T(1) - s);
     case Unary::silu: {
       const T sg = T(1) / (T(1) + exp(-s));
       return g * sg * (T(1) + s * (T(1) - sg));
     }
-    case Unary::tanh: return g * (T(1) - s * s);
-    case Unary::softplus: return s * a > b ? g : g / (T(1) + exp(-fmin(s * a, b)));
+    case Unary::tanh:
+      return g * (T(1) - s * s);
+    case Unary::softplus:
+      return s * a > b ? g : g / (T(1) + exp(-fmin(s * a, b)));
     case Unary::pow_scalar:
       if (a == T(2)) return g * T(2) * s;
       if (a == T(0)) return T(0);
       return g * a * pow(s, a - T(1));
-    case Unary::clamp: return (s >= a && s <= b) ? g : T(0);
-    default: return T(0);
+    case Unary::clamp:
+      return (s >= a && s <= b) ? g : T(0);
+    default:
+      return T(0);
   }
 }
 
@@ -156,8 +190,7 @@ __global__ void integral_unary_kernel(OffsetCalc<2> oc, T* out, const T* x, int6
 }
 
 template <typename T>
-__global__ void unary_backward_kernel(OffsetCalc<3> oc, T* gi, const T* g, const T* s, int64_t n, Unary op, T a,
-                                      T b) {
+__global__ void unary_backward_kernel(OffsetCalc<3> oc, T* gi, const T* g, const T* s, int64_t n, Unary op, T a, T b) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
     int64_t off[3];
     oc.get(i, off);
@@ -170,10 +203,14 @@ __global__ void unary_backward_kernel(OffsetCalc<3> oc, T* gi, const T* g, const
 template <typename T>
 __device__ T binary_op(Binary op, T x, T y, T alpha) {
   switch (op) {
-    case Binary::add: return T(x + alpha * y);
-    case Binary::sub: return T(x - alpha * y);
-    case Binary::mul: return T(x * y);
-    case Binary::div: return x / y;
+    case Binary::add:
+      return T(x + alpha * y);
+    case Binary::sub:
+      return T(x - alpha * y);
+    case Binary::mul:
+      return T(x * y);
+    case Binary::div:
+      return x / y;
     case Binary::pow:
       if constexpr (std::is_floating_point_v<T>) return pow(x, y);
       return x;
@@ -181,24 +218,36 @@ __device__ T binary_op(Binary op, T x, T y, T alpha) {
       if constexpr (std::is_floating_point_v<T>) return atan2(x, y);
       return x;
     // NaN propagates (PyTorch's maximum / minimum).
-    case Binary::maximum: return is_nan(x) ? x : (is_nan(y) ? y : (x > y ? x : y));
-    case Binary::minimum: return is_nan(x) ? x : (is_nan(y) ? y : (x < y ? x : y));
-    default: return x;
+    case Binary::maximum:
+      return is_nan(x) ? x : (is_nan(y) ? y : (x > y ? x : y));
+    case Binary::minimum:
+      return is_nan(x) ? x : (is_nan(y) ? y : (x < y ? x : y));
+    default:
+      return x;
   }
 }
 
 template <typename T>
 __device__ bool compare_op(Binary op, T x, T y) {
   switch (op) {
-    case Binary::eq: return x == y;
-    case Binary::ne: return x != y;
-    case Binary::lt: return x < y;
-    case Binary::le: return x <= y;
-    case Binary::gt: return x > y;
-    case Binary::ge: return x >= y;
-    case Binary::logical_and: return x != T(0) && y != T(0);
-    case Binary::logical_or: return x != T(0) || y != T(0);
-    default: return false;
+    case Binary::eq:
+      return x == y;
+    case Binary::ne:
+      return x != y;
+    case Binary::lt:
+      return x < y;
+    case Binary::le:
+      return x <= y;
+    case Binary::gt:
+      return x > y;
+    case Binary::ge:
+      return x >= y;
+    case Binary::logical_and:
+      return x != T(0) && y != T(0);
+    case Binary::logical_or:
+      return x != T(0) || y != T(0);
+    default:
+      return false;
   }
 }
 
@@ -291,8 +340,8 @@ void unary(Unary op, const Tensor& out, const Tensor& x, UnaryParams p) {
   } else {
     dispatch_cuda(x.dtype(), "unary", [&]<typename T>() {
       if constexpr (std::is_floating_point_v<T>) {
-        unary_kernel<T><<<blocks_for(n), kThreads>>>(oc, ptr<T>(out), cptr<T>(x), n, op, static_cast<T>(p.a),
-                                                     static_cast<T>(p.b));
+        unary_kernel<T>
+            <<<blocks_for(n), kThreads>>>(oc, ptr<T>(out), cptr<T>(x), n, op, static_cast<T>(p.a), static_cast<T>(p.b));
       } else {
         throw ValueError("unary: needs a floating dtype");
       }
@@ -308,8 +357,8 @@ void unary_backward(Unary op, const Tensor& grad_in, const Tensor& grad, const T
   const OffsetCalc<3> oc = make_offsets<3>(grad_in, {&grad, &saved}, "unary_backward");
   dispatch_cuda(grad.dtype(), "unary_backward", [&]<typename T>() {
     if constexpr (std::is_floating_point_v<T>) {
-      unary_backward_kernel<T><<<blocks_for(n), kThreads>>>(oc, ptr<T>(grad_in), cptr<T>(grad), cptr<T>(saved), n,
-                                                            op, static_cast<T>(p.a), static_cast<T>(p.b));
+      unary_backward_kernel<T><<<blocks_for(n), kThreads>>>(oc, ptr<T>(grad_in), cptr<T>(grad), cptr<T>(saved), n, op,
+                                                            static_cast<T>(p.a), static_cast<T>(p.b));
     } else {
       throw ValueError("unary_backward: needs a floating dtype");
     }
@@ -336,8 +385,8 @@ void binary(Binary op, const Tensor& out, const Tensor& a, const Tensor& b, doub
           TSE_CHECK(op != Binary::pow, "pow: tensor exponents need a floating dtype");
           TSE_CHECK(op != Binary::atan2, "atan2: needs a floating dtype");
         }
-        binary_kernel<T><<<blocks_for(n), kThreads>>>(oc, ptr<T>(out), cptr<T>(a), cptr<T>(b), n, op,
-                                                      static_cast<T>(alpha));
+        binary_kernel<T>
+            <<<blocks_for(n), kThreads>>>(oc, ptr<T>(out), cptr<T>(a), cptr<T>(b), n, op, static_cast<T>(alpha));
       }
     });
   }
@@ -379,8 +428,8 @@ void fill(const Tensor& out, double value) {
   TSE_CUDA_CHECK(cudaSetDevice(out.device().index));
   const OffsetCalc<1> oc = make_offsets<1>(out, {}, "fill");
   if (out.dtype() == DType::bf16) {
-    fill_kernel<Bf16><<<blocks_for(n), kThreads>>>(oc, ptr<Bf16>(out),
-                                                   Bf16{detail::bf16_bits_rne(static_cast<float>(value))}, n);
+    fill_kernel<Bf16>
+        <<<blocks_for(n), kThreads>>>(oc, ptr<Bf16>(out), Bf16{detail::bf16_bits_rne(static_cast<float>(value))}, n);
   } else {
     dispatch_cuda(out.dtype(), "fill", [&]<typename T>() {
       const T v = std::is_same_v<T, bool> ? static_cast<T>(value != 0.0) : static_cast<T>(value);

@@ -121,11 +121,21 @@ __device__ inline A block_sum(A v, A* scratch) {
 template <typename F>
 void dispatch_cuda(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::f32: f.template operator()<float>(); return;
-    case DType::f64: f.template operator()<double>(); return;
-    case DType::i32: f.template operator()<int32_t>(); return;
-    case DType::i64: f.template operator()<int64_t>(); return;
-    case DType::b8: f.template operator()<bool>(); return;
+    case DType::f32:
+      f.template operator()<float>();
+      return;
+    case DType::f64:
+      f.template operator()<double>();
+      return;
+    case DType::i32:
+      f.template operator()<int32_t>();
+      return;
+    case DType::i64:
+      f.template operator()<int64_t>();
+      return;
+    case DType::b8:
+      f.template operator()<bool>();
+      return;
     default:
       throw NotImplementedError(detail::str_cat(op, ": dtype ", dtype, " is not supported on CUDA yet"));
   }

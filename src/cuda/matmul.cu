@@ -71,14 +71,14 @@ const Cublas& cublas() {
 }  // namespace
 }  // namespace tse::cuda
 
-#define TSE_CUBLAS_CHECK(call)                                                                             \
-  do {                                                                                                     \
-    cublasStatus_t tse_st_ = (call);                                                                       \
-    if (tse_st_ != CUBLAS_STATUS_SUCCESS) {                                                                \
-      throw ::tse::BackendError(::tse::detail::str_cat(#call, " failed: ", cublas().status_name(tse_st_), \
-                                                       " (", static_cast<int>(tse_st_), "): ",              \
-                                                       cublas().status_string(tse_st_)));                   \
-    }                                                                                                      \
+#define TSE_CUBLAS_CHECK(call)                                                                                  \
+  do {                                                                                                          \
+    cublasStatus_t tse_st_ = (call);                                                                            \
+    if (tse_st_ != CUBLAS_STATUS_SUCCESS) {                                                                     \
+      throw ::tse::BackendError(::tse::detail::str_cat(#call, " failed: ", cublas().status_name(tse_st_), " (", \
+                                                       static_cast<int>(tse_st_),                               \
+                                                       "): ", cublas().status_string(tse_st_)));                \
+    }                                                                                                           \
   } while (0)
 
 namespace tse::cuda {
@@ -211,21 +211,20 @@ void matmul(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& b
     for (int64_t b0 = 0; b0 < batch; b0 += INT_MAX) {
       const int count = static_cast<int>(std::min<int64_t>(INT_MAX, batch - b0));
       TSE_CUBLAS_CHECK(cublas().gemm_strided_batched(
-          h, ob.op, oa.op, m, n, k, alpha, bp + static_cast<size_t>(b0 * sb) * ab_item, ab_type, static_cast<int>(ob.ld),
-          sb, ap + static_cast<size_t>(b0 * sa) * ab_item, ab_type, static_cast<int>(oa.ld), sa, beta,
-          cp + static_cast<size_t>(b0 * M * N) * out.itemsize(), c_type, m, M * N, count, compute,
+          h, ob.op, oa.op, m, n, k, alpha, bp + static_cast<size_t>(b0 * sb) * ab_item, ab_type,
+          static_cast<int>(ob.ld), sb, ap + static_cast<size_t>(b0 * sa) * ab_item, ab_type, static_cast<int>(oa.ld),
+          sa, beta, cp + static_cast<size_t>(b0 * M * N) * out.itemsize(), c_type, m, M * N, count, compute,
           CUBLAS_GEMM_DEFAULT));
     }
     return;
   }
   // Batch strides that no single stride describes: one GEMM per batch entry.
   for (int64_t i = 0; i < batch; ++i) {
-    TSE_CUBLAS_CHECK(cublas().gemm(h, ob.op, oa.op, m, n, k, alpha,
-                                  bp + static_cast<size_t>(batch_offset(b, out, i)) * ab_item, ab_type,
-                                  static_cast<int>(ob.ld), ap + static_cast<size_t>(batch_offset(a, out, i)) * ab_item,
-                                  ab_type, static_cast<int>(oa.ld), beta,
-                                  cp + static_cast<size_t>(i * M * N) * out.itemsize(), c_type, m, compute,
-                                  CUBLAS_GEMM_DEFAULT));
+    TSE_CUBLAS_CHECK(
+        cublas().gemm(h, ob.op, oa.op, m, n, k, alpha, bp + static_cast<size_t>(batch_offset(b, out, i)) * ab_item,
+                      ab_type, static_cast<int>(ob.ld), ap + static_cast<size_t>(batch_offset(a, out, i)) * ab_item,
+                      ab_type, static_cast<int>(oa.ld), beta, cp + static_cast<size_t>(i * M * N) * out.itemsize(),
+                      c_type, m, compute, CUBLAS_GEMM_DEFAULT));
   }
 }
 

@@ -101,7 +101,9 @@ void dispatch_norm(DType dtype, F&& f) {
   throw NotImplementedError(detail::str_cat("layer_norm: dtype ", dtype, " is not supported on CUDA"));
 }
 
-int row_blocks(int64_t rows) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rows, int64_t{1} << 20))); }
+int row_blocks(int64_t rows) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rows, int64_t{1} << 20)));
+}
 
 }  // namespace
 
@@ -122,15 +124,13 @@ void layer_norm_backward(const NormBackward& a) {
   if (a.x.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(a.x.device().index));
   dispatch_norm(a.x.dtype(), [&]<typename T>() {
-    layer_norm_dx_kernel<T><<<row_blocks(rows), kRowThreads>>>(ptr_or_null<T>(a.dx), ptr_or_null<T>(a.dy),
-                                                               ptr_or_null<T>(a.x), ptr_or_null<T>(a.mean),
-                                                               ptr_or_null<T>(a.var), ptr_or_null<T>(a.weight), rows,
-                                                               D, a.eps);
+    layer_norm_dx_kernel<T><<<row_blocks(rows), kRowThreads>>>(
+        ptr_or_null<T>(a.dx), ptr_or_null<T>(a.dy), ptr_or_null<T>(a.x), ptr_or_null<T>(a.mean), ptr_or_null<T>(a.var),
+        ptr_or_null<T>(a.weight), rows, D, a.eps);
     if (a.dweight.defined() || a.dbias.defined())
-      layer_norm_param_grads_kernel<T><<<blocks_for(D), kThreads>>>(ptr_or_null<T>(a.dweight), ptr_or_null<T>(a.dbias),
-                                                                    ptr_or_null<T>(a.dy), ptr_or_null<T>(a.x),
-                                                                    ptr_or_null<T>(a.mean), ptr_or_null<T>(a.var), rows,
-                                                                    D, a.eps);
+      layer_norm_param_grads_kernel<T><<<blocks_for(D), kThreads>>>(
+          ptr_or_null<T>(a.dweight), ptr_or_null<T>(a.dbias), ptr_or_null<T>(a.dy), ptr_or_null<T>(a.x),
+          ptr_or_null<T>(a.mean), ptr_or_null<T>(a.var), rows, D, a.eps);
   });
   TSE_CUDA_CHECK(cudaGetLastError());
 }

@@ -114,9 +114,7 @@ template <typename T, bool kMax>
 struct ArgFold {
   using A = ValueIndex<T>;
   __device__ A init() const { return {extreme_identity<T, kMax>(), -1}; }
-  __device__ A step(A a, T v, int64_t r) const {
-    return (a.index < 0 || beats<T, kMax>(v, a.value)) ? A{v, r} : a;
-  }
+  __device__ A step(A a, T v, int64_t r) const { return (a.index < 0 || beats<T, kMax>(v, a.value)) ? A{v, r} : a; }
   // a holds earlier indices than b, so a keeps ties.
   __device__ A merge(A a, A b) const {
     if (b.index < 0) return a;

@@ -82,8 +82,8 @@ void softmax(const Tensor& out, const Tensor& x, const SoftmaxShape& s) {
   if (out.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(out.device().index));
   dispatch_softmax(x.dtype(), "softmax", [&]<typename T>() {
-    softmax_kernel<T><<<row_blocks(s), kRowThreads>>>(static_cast<T*>(out.data_ptr()),
-                                                      static_cast<const T*>(x.data_ptr()), s);
+    softmax_kernel<T>
+        <<<row_blocks(s), kRowThreads>>>(static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()), s);
   });
   TSE_CUDA_CHECK(cudaGetLastError());
 }
