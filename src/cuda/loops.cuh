@@ -141,4 +141,12 @@ void dispatch_cuda(DType dtype, const char* op, F&& f) {
   }
 }
 
+/// The same for the floating dtypes (f32, f64) of kernels that compute in them.
+template <typename F>
+void dispatch_floating_cuda(DType dtype, const char* op, F&& f) {
+  if (dtype == DType::f32) return f.template operator()<float>();
+  if (dtype == DType::f64) return f.template operator()<double>();
+  throw NotImplementedError(detail::str_cat(op, ": dtype ", dtype, " is not supported on CUDA"));
+}
+
 }  // namespace tse::cuda

@@ -94,13 +94,6 @@ T* ptr_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
-template <typename F>
-void dispatch_norm(DType dtype, F&& f) {
-  if (dtype == DType::f32) return f.template operator()<float>();
-  if (dtype == DType::f64) return f.template operator()<double>();
-  throw NotImplementedError(detail::str_cat("layer_norm: dtype ", dtype, " is not supported on CUDA"));
-}
-
 int row_blocks(int64_t rows) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(rows, int64_t{1} << 20)));
 }
@@ -111,7 +104,7 @@ void layer_norm_forward(const NormForward& a) {
   const int64_t rows = a.x.size(0), D = a.x.size(1);
   if (a.x.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(a.x.device().index));
-  dispatch_norm(a.x.dtype(), [&]<typename T>() {
+  dispatch_floating_cuda(a.x.dtype(), "layer_norm", [&]<typename T>() {
     layer_norm_forward_kernel<T><<<row_blocks(rows), kRowThreads>>>(
         ptr_or_null<T>(a.y), ptr_or_null<T>(a.mean), ptr_or_null<T>(a.var), ptr_or_null<T>(a.x),
         ptr_or_null<T>(a.weight), ptr_or_null<T>(a.bias), rows, D, a.eps);
@@ -123,7 +116,7 @@ void layer_norm_backward(const NormBackward& a) {
   const int64_t rows = a.x.size(0), D = a.x.size(1);
   if (a.x.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(a.x.device().index));
-  dispatch_norm(a.x.dtype(), [&]<typename T>() {
+  dispatch_floating_cuda(a.x.dtype(), "layer_norm", [&]<typename T>() {
     layer_norm_dx_kernel<T><<<row_blocks(rows), kRowThreads>>>(
         ptr_or_null<T>(a.dx), ptr_or_null<T>(a.dy), ptr_or_null<T>(a.x), ptr_or_null<T>(a.mean), ptr_or_null<T>(a.var),
         ptr_or_null<T>(a.weight), rows, D, a.eps);

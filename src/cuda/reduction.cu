@@ -214,13 +214,6 @@ void launch(const ReduceIndex& ix, const Tensor& x, Fold fold, Finish finish) {
   TSE_CUDA_CHECK(cudaGetLastError());
 }
 
-template <typename F>
-void dispatch_floating_cuda(DType dtype, const char* op, F&& f) {
-  if (dtype == DType::f32) return f.template operator()<float>();
-  if (dtype == DType::f64) return f.template operator()<double>();
-  throw NotImplementedError(detail::str_cat(op, ": dtype ", dtype, " is not supported on CUDA"));
-}
-
 }  // namespace
 
 void sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduce) {

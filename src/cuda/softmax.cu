@@ -69,19 +69,12 @@ int row_blocks(const SoftmaxShape& s) {
   return static_cast<int>(std::min<int64_t>(s.outer * s.inner, int64_t{1} << 20));
 }
 
-template <typename F>
-void dispatch_softmax(DType dtype, const char* op, F&& f) {
-  if (dtype == DType::f32) return f.template operator()<float>();
-  if (dtype == DType::f64) return f.template operator()<double>();
-  throw NotImplementedError(detail::str_cat(op, ": dtype ", dtype, " is not supported on CUDA"));
-}
-
 }  // namespace
 
 void softmax(const Tensor& out, const Tensor& x, const SoftmaxShape& s) {
   if (out.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(out.device().index));
-  dispatch_softmax(x.dtype(), "softmax", [&]<typename T>() {
+  dispatch_floating_cuda(x.dtype(), "softmax", [&]<typename T>() {
     softmax_kernel<T>
         <<<row_blocks(s), kRowThreads>>>(static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()), s);
   });
@@ -91,7 +84,7 @@ void softmax(const Tensor& out, const Tensor& x, const SoftmaxShape& s) {
 void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& y, const SoftmaxShape& s) {
   if (grad_x.numel() == 0) return;
   TSE_CUDA_CHECK(cudaSetDevice(grad_x.device().index));
-  dispatch_softmax(y.dtype(), "softmax_backward", [&]<typename T>() {
+  dispatch_floating_cuda(y.dtype(), "softmax_backward", [&]<typename T>() {
     softmax_backward_kernel<T><<<row_blocks(s), kRowThreads>>>(static_cast<T*>(grad_x.data_ptr()),
                                                                static_cast<const T*>(grad_out.data_ptr()),
                                                                static_cast<const T*>(y.data_ptr()), s);
